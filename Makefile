@@ -1,0 +1,30 @@
+# `make test` and `make demo` work on a fresh clone: each creates .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch and torchvision must be a matching pair; pip takes these from local disk here.
+TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test demo lint clean
+
+$(BIN)/modal-noisy: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PAIR)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/modal-noisy
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/modal-noisy demo
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

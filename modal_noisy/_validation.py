@@ -1,0 +1,120 @@
+"""Input checks shared by every public entry point.
+
+Each check raises ``ValueError`` (or ``TypeError`` for a wrong kind of object) whose message names the
+parameter, the rule and the value received, e.g.
+``"mix_ratio must be in [0, 1] (got 1.5)"``. Library code raises; it never uses ``assert``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_fraction",
+    "check_labels",
+    "check_positive_int",
+    "check_same_length",
+    "check_finite_array",
+    "check_choice",
+]
+
+
+def _short(value: object) -> str:
+    """A repr of ``value`` that stays short enough for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_fraction(
+    value: object,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a float after checking it lies in the interval from ``low`` to ``high``."""
+    interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number in {interval} (got {_short(value)})")
+    number = float(value)
+    too_low = number < low if low_inclusive else number <= low
+    too_high = number > high if high_inclusive else number >= high
+    if np.isnan(number) or too_low or too_high:
+        raise ValueError(f"{name} must be in {interval} (got {_short(value)})")
+    return number
+
+
+def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int after checking it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum} (got {_short(value)})")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum} (got {int(value)})")
+    return int(value)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Check that ``value`` is one of ``choices``; the message lists the valid ones."""
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {valid} (got {_short(value)})")
+    return value  # type: ignore[return-value]
+
+
+def check_labels(y: object, name: str = "y", *, n_classes: int | None = None) -> np.ndarray:
+    """Return ``y`` as a 1-D int64 array of class indices.
+
+    Parameters
+    ----------
+    y : array-like
+        Integer class labels. A column vector of shape ``(n, 1)`` (the MedMNIST layout) is flattened;
+        floats are accepted only when every value is integral.
+    name : str
+        Parameter name used in error messages.
+    n_classes : int, optional
+        When given, every label must lie in ``[0, n_classes)``.
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer labels (got shape {arr.shape})")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.bool_) or not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"{name} must hold integer class labels (got dtype {arr.dtype})")
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
+            raise ValueError(f"{name} must hold integer class labels (got {bad!r})")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (got label {int(arr.min())})")
+    if n_classes is not None and arr.size and arr.max() >= n_classes:
+        raise ValueError(
+            f"{name} must lie in [0, {n_classes}) for n_classes={n_classes} "
+            f"(got label {int(arr.max())})"
+        )
+    return arr
+
+
+def check_same_length(a: object, b: object, name_a: str = "X", name_b: str = "y") -> int:
+    """Check two array-likes have the same first dimension and return it."""
+    n_a, n_b = len(a), len(b)  # type: ignore[arg-type]
+    if n_a != n_b:
+        raise ValueError(f"{name_a} and {name_b} must have the same length (got {n_a} and {n_b})")
+    return n_a
+
+
+def check_finite_array(X: object, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a float32 numpy array after checking it holds no NaN or infinity."""
+    arr = np.asarray(X)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{name} must be numeric (got dtype {arr.dtype})")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} must not contain NaN or infinity (got {n_bad} non-finite values)")
+    return arr
