@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "CleaningReport": "metrics",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 
 def __getattr__(name: str) -> object:

@@ -117,7 +117,7 @@ _FIXES = {
 
 def apply() -> set[str]:
     """Install the fixes the installed versions need (idempotent) and return their names."""
-    import modAL.batch  # noqa: F401  (imported so that its data_vstack reference is rebound too)
+    import modAL.batch
     import modAL.models  # noqa: F401
 
     for name, fix in _FIXES.items():

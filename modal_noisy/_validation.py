@@ -12,12 +12,12 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "check_choice",
+    "check_finite_array",
     "check_fraction",
     "check_labels",
     "check_positive_int",
     "check_same_length",
-    "check_finite_array",
-    "check_choice",
 ]
 
 
@@ -87,7 +87,7 @@ def check_labels(y: object, name: str = "y", *, n_classes: int | None = None) ->
         if np.issubdtype(arr.dtype, np.bool_) or not np.issubdtype(arr.dtype, np.number):
             raise ValueError(f"{name} must hold integer class labels (got dtype {arr.dtype})")
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
+            bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0].item()
             raise ValueError(f"{name} must hold integer class labels (got {bad!r})")
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
