@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "load_digits_long_tailed": "datasets",
     "load_medmnist": "datasets",
     "load_hmnist_csv": "datasets",
+    "stratified_split": "datasets",
     "ImageFolderCSV": "datasets",
     # nets.py
     "SmallCNN": "nets",
