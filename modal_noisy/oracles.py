@@ -1,0 +1,613 @@
+"""Oracles: who gives the correct label of a queried sample.
+
+An oracle is a callable ``oracle(indices, *, current_labels, round_index) -> labels``: ``indices`` are
+positions into the full training set, ``current_labels`` is the full current label vector of the
+training set (the oracle reads ``current_labels[indices]``), ``round_index`` the cleaning round; it
+returns int64 labels in the order of ``indices``.
+
+- :class:`SimulatedOracle` knows the truth (benchmarks).
+- :class:`NoisyOracle` is an imperfect expert: wrong with a given probability, reproducibly.
+- :class:`FileOracle` is the human workflow: it writes each round's queue as a CSV plus a PNG contact
+  sheet, and reads the expert's answers CSV back. Until the answers exist it raises
+  :class:`AwaitingExpertAnswers`, so the cleaning loop can stop cleanly and resume later.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from modal_noisy._validation import check_finite_array, check_fraction, check_labels, check_positive_int
+
+__all__ = [
+    "AwaitingExpertAnswers",
+    "FileOracle",
+    "NoisyOracle",
+    "Oracle",
+    "QueueFiles",
+    "SimulatedOracle",
+]
+
+# the CSV columns of a queue file, in order; "image_path" only when paths are known
+_QUEUE_COLUMNS = ("position", "id", "current_label", "current_class_name", "image_path", "label")
+_MAX_PROBLEMS_SHOWN = 10
+
+
+def _check_indices(indices: object, n_samples: int | None, *, unique: bool = False) -> np.ndarray:
+    """Return ``indices`` as a 1-D int64 array of valid positions."""
+    arr = np.asarray(indices)
+    if arr.ndim != 1:
+        raise ValueError(f"indices must be a 1-D array of positions (got shape {arr.shape})")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"indices must hold integer positions (got dtype {arr.dtype})")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"indices must be >= 0 (got {int(arr.min())})")
+    if n_samples is not None and arr.size and arr.max() >= n_samples:
+        raise ValueError(
+            f"indices must be < the number of training samples {n_samples} (got {int(arr.max())})"
+        )
+    if unique and np.unique(arr).size != arr.size:
+        values, counts = np.unique(arr, return_counts=True)
+        raise ValueError(f"indices must be distinct (got {int(values[counts > 1][0])} twice)")
+    return arr
+
+
+class Oracle(abc.ABC):
+    """Base class of the oracles: ``oracle(indices, *, current_labels, round_index) -> labels``.
+
+    Attributes
+    ----------
+    n_classes : int or None
+        Number of classes, where known.
+    """
+
+    n_classes: int | None = None
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        indices: object,
+        *,
+        current_labels: object = None,
+        round_index: int = 0,
+    ) -> np.ndarray:
+        """Return the oracle's labels (int64) for the training samples at ``indices``."""
+
+
+class SimulatedOracle(Oracle):
+    """A perfect expert that returns the true labels (for benchmarks and tests).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        The true labels of the whole training set.
+    n_classes : int, optional
+        Number of classes; default ``y_true.max() + 1``.
+    """
+
+    def __init__(self, y_true: object, *, n_classes: int | None = None) -> None:
+        if n_classes is not None:
+            n_classes = check_positive_int(n_classes, "n_classes")
+        self.y_true = check_labels(y_true, "y_true", n_classes=n_classes)
+        self.n_classes = n_classes if n_classes is not None else int(self.y_true.max(initial=-1)) + 1
+
+    def __repr__(self) -> str:
+        return f"SimulatedOracle(n_samples={self.y_true.size}, n_classes={self.n_classes})"
+
+    def __call__(
+        self,
+        indices: object,
+        *,
+        current_labels: object = None,
+        round_index: int = 0,
+    ) -> np.ndarray:
+        idx = _check_indices(indices, self.y_true.size)
+        return self.y_true[idx].copy()
+
+
+class NoisyOracle(Oracle):
+    """An imperfect expert: with probability ``error_rate`` it answers a uniformly random other class.
+
+    The answer for a sample depends only on ``random_state`` and the sample's index, never on the
+    order or the grouping of the calls, so a resumed run gets the same answers as an uninterrupted
+    one: every answer is drawn once, at construction.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        The true labels of the whole training set.
+    error_rate : float in [0, 1]
+        Probability that an answer is wrong.
+    n_classes : int, optional
+        Number of classes; default ``y_true.max() + 1``. Must be >= 2 when ``error_rate > 0``.
+    random_state : int, RandomState instance or None
+        Seed of the answers.
+
+    Attributes
+    ----------
+    answers : ndarray of shape (n_samples,)
+        The answer the oracle gives for each sample.
+    is_wrong : ndarray of bool, shape (n_samples,)
+        Where ``answers`` differs from the truth.
+    """
+
+    def __init__(
+        self,
+        y_true: object,
+        error_rate: float,
+        *,
+        n_classes: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.error_rate = check_fraction(error_rate, "error_rate")
+        if n_classes is not None:
+            n_classes = check_positive_int(n_classes, "n_classes")
+        self.y_true = check_labels(y_true, "y_true", n_classes=n_classes)
+        self.n_classes = n_classes if n_classes is not None else int(self.y_true.max(initial=-1)) + 1
+        if self.error_rate > 0 and self.n_classes < 2:
+            raise ValueError(
+                f"n_classes must be >= 2 for a NoisyOracle with error_rate > 0 (got {self.n_classes})"
+            )
+        self.random_state = random_state
+        rng = check_random_state(random_state)
+        n = self.y_true.size
+        # both draws are made for every sample so that answer i depends only on (seed, i)
+        flip = rng.random_sample(n) < self.error_rate
+        shift = rng.randint(1, max(self.n_classes, 2), size=n)
+        wrong = (self.y_true + shift) % max(self.n_classes, 1)
+        self.answers = np.where(flip, wrong, self.y_true).astype(np.int64)
+        self.answers.flags.writeable = False
+        self.is_wrong = self.answers != self.y_true
+        self.is_wrong.flags.writeable = False
+
+    def __repr__(self) -> str:
+        return (
+            f"NoisyOracle(n_samples={self.y_true.size}, error_rate={self.error_rate:g}, "
+            f"n_classes={self.n_classes}, random_state={self.random_state!r})"
+        )
+
+    def __call__(
+        self,
+        indices: object,
+        *,
+        current_labels: object = None,
+        round_index: int = 0,
+    ) -> np.ndarray:
+        idx = _check_indices(indices, self.y_true.size)
+        return self.answers[idx].copy()
+
+
+class QueueFiles(NamedTuple):
+    """The files :meth:`FileOracle.export_queue` wrote for a round."""
+
+    csv_path: Path
+    contact_sheet_path: Path | None
+
+
+class AwaitingExpertAnswers(RuntimeError):
+    """Raised by :class:`FileOracle` when a round's queue was exported and the answers are not there.
+
+    The cleaning loop catches it, stops cleanly (everything before is journalled) and tells the user
+    which file to fill in; running again with the same journal resumes.
+
+    Attributes
+    ----------
+    round_index : int
+    queue : QueueFiles
+        The queue CSV and the contact sheet (``None`` when no images are known).
+    answers_path : Path
+        Where the answers are expected.
+    """
+
+    def __init__(self, round_index: int, queue: QueueFiles, answers_path: Path) -> None:
+        self.round_index = round_index
+        self.queue = queue
+        self.answers_path = answers_path
+        sheet = f" and {queue.contact_sheet_path}" if queue.contact_sheet_path else ""
+        super().__init__(
+            f"round {round_index}: the expert's answers are needed. Review {queue.csv_path}{sheet}, "
+            f"save a copy with the 'label' column filled in as {answers_path} (or fill in the queue "
+            "file itself), then run again to continue."
+        )
+
+    @property
+    def queue_csv(self) -> Path:
+        return self.queue.csv_path
+
+    @property
+    def contact_sheet(self) -> Path | None:
+        return self.queue.contact_sheet_path
+
+
+class FileOracle(Oracle):
+    """The human expert, through files: export each round's queue, read the answers back.
+
+    For round ``r`` the oracle writes, in ``directory``:
+
+    - ``queue_round{r:02d}.csv`` with the columns ``position`` (index into the training set), ``id``,
+      ``current_label``, ``current_class_name``, ``image_path`` (when paths are known) and an empty
+      ``label`` column;
+    - ``queue_round{r:02d}.png``, a contact sheet of the queued images titled with position and current
+      label (when images or image paths are known).
+
+    The expert fills the ``label`` column (a class index, or a class name when ``class_names`` is
+    given) and saves the file as ``answers_round{r:02d}.csv`` — or saves the queue file itself in
+    place. Rows may be reordered; other columns are ignored; ``,``, ``;`` and tab separators are
+    accepted. The answers are validated all or nothing: an answer for a position not in the queue, a
+    label that is not an integer or is out of range, a duplicate position or a missing answer rejects
+    the whole file with a :class:`ValueError` that names the file, the line and the problem.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where queue, contact sheet and answers live (created when missing).
+    n_classes : int
+        Number of classes; answers must lie in ``[0, n_classes)``.
+    class_names : sequence of str, optional
+        Names of the classes, written beside the current labels and accepted as answers.
+    image_paths : sequence of str, optional
+        Image file of each training sample (written to the CSV; loaded with PIL for the contact sheet
+        when ``images`` is not given).
+    images : array of shape (n_samples, C, H, W), optional
+        The training images, float in [0, 1] with 1 or 3 channels, for the contact sheet.
+    ids : sequence, optional
+        An identifier of each training sample (e.g. a file name or a patient-image id); default the
+        position.
+    thumbnails_per_row : int, default=10
+        Columns of the contact sheet.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        n_classes: int,
+        class_names: Sequence[str] | None = None,
+        image_paths: Sequence[str | os.PathLike[str]] | None = None,
+        images: object = None,
+        ids: Sequence[Any] | None = None,
+        thumbnails_per_row: int = 10,
+    ) -> None:
+        self.directory = Path(directory)
+        self.n_classes = check_positive_int(n_classes, "n_classes")
+        self.thumbnails_per_row = check_positive_int(thumbnails_per_row, "thumbnails_per_row")
+        if class_names is not None:
+            class_names = [str(name) for name in class_names]
+            if len(class_names) != self.n_classes:
+                raise ValueError(
+                    f"class_names must have n_classes={self.n_classes} entries (got {len(class_names)})"
+                )
+            if len(set(class_names)) != len(class_names):
+                raise ValueError(f"class_names must be distinct (got {class_names})")
+        self.class_names = class_names
+        lengths: dict[str, int] = {}
+        if images is not None:
+            images = check_finite_array(images, "images")
+            if images.ndim != 4 or images.shape[1] not in (1, 3):
+                raise ValueError(
+                    f"images must have shape (n_samples, C, H, W) with C = 1 or 3 (got shape {images.shape})"
+                )
+            lengths["images"] = images.shape[0]
+        self.images = images
+        self.image_paths = None if image_paths is None else [os.fspath(p) for p in image_paths]
+        if self.image_paths is not None:
+            lengths["image_paths"] = len(self.image_paths)
+        self.ids = None if ids is None else list(ids)
+        if self.ids is not None:
+            lengths["ids"] = len(self.ids)
+        if len(set(lengths.values())) > 1:
+            described = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+            raise ValueError(f"images, image_paths and ids must have the same length ({described})")
+        self.n_samples = next(iter(lengths.values()), None)
+
+    def __repr__(self) -> str:
+        return f"FileOracle({str(self.directory)!r}, n_classes={self.n_classes})"
+
+    # ------------------------------------------------------------------ file names
+    def queue_path(self, round_index: int) -> Path:
+        return self.directory / f"queue_round{round_index:02d}.csv"
+
+    def contact_sheet_path(self, round_index: int) -> Path:
+        return self.directory / f"queue_round{round_index:02d}.png"
+
+    def answers_path(self, round_index: int) -> Path:
+        return self.directory / f"answers_round{round_index:02d}.csv"
+
+    def _class_name(self, label: int) -> str:
+        if self.class_names is not None and 0 <= label < self.n_classes:
+            return self.class_names[label]
+        return str(label)
+
+    def _label_text(self, label: int) -> str:
+        # the index too, since that is what the expert types into the answers file
+        return str(label) if self.class_names is None else f"{label} {self._class_name(label)}"
+
+    # ------------------------------------------------------------------ export
+    def export_queue(
+        self,
+        round_index: int,
+        indices: object,
+        current_labels: object,
+    ) -> QueueFiles:
+        """Write the round's queue CSV and contact sheet.
+
+        Parameters
+        ----------
+        round_index : int
+        indices : array-like of int
+            Positions of the queued samples in the training set, most informative first.
+        current_labels : array-like of int
+            The current label vector of the whole training set.
+
+        Returns
+        -------
+        QueueFiles
+        """
+        round_index = check_positive_int(round_index, "round_index", minimum=0)
+        labels = check_labels(current_labels, "current_labels")
+        if self.n_samples is not None and labels.size != self.n_samples:
+            raise ValueError(
+                f"current_labels must hold the labels of all {self.n_samples} training samples "
+                f"(got {labels.size})"
+            )
+        idx = _check_indices(indices, labels.size, unique=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+        columns = [c for c in _QUEUE_COLUMNS if c != "image_path" or self.image_paths is not None]
+        rows = []
+        for pos in idx.tolist():
+            current = int(labels[pos])
+            row = {
+                "position": pos,
+                "id": self.ids[pos] if self.ids is not None else pos,
+                "current_label": current,
+                "current_class_name": self._class_name(current),
+                "label": "",
+            }
+            if self.image_paths is not None:
+                row["image_path"] = self.image_paths[pos]
+            rows.append(row)
+        csv_path = self.queue_path(round_index)
+        tmp = csv_path.with_name(csv_path.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, csv_path)  # an expert never sees half a queue
+
+        sheet = None
+        if idx.size and (self.images is not None or self.image_paths is not None):
+            sheet = self.contact_sheet_path(round_index)
+            titles = [f"#{pos}: {self._label_text(int(labels[pos]))}" for pos in idx.tolist()]
+            self._write_contact_sheet(sheet, idx, titles)
+        return QueueFiles(csv_path, sheet)
+
+    def _thumbnail(self, position: int) -> np.ndarray:
+        """Image ``position`` as an HxW or HxWx3 float array in [0, 1]."""
+        if self.images is not None:
+            img = np.clip(self.images[position], 0.0, 1.0)
+            return img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+        from PIL import Image
+
+        if self.image_paths is None:  # pragma: no cover - guarded by the caller
+            raise ValueError("no images or image_paths to draw a contact sheet from")
+        with Image.open(self.image_paths[position]) as im:
+            im.thumbnail((128, 128))
+            arr = np.asarray(im.convert("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
+        return arr.astype(np.float32) / 255.0
+
+    def _write_contact_sheet(self, path: Path, idx: np.ndarray, titles: list[str]) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        n = idx.size
+        ncols = min(self.thumbnails_per_row, n)
+        nrows = math.ceil(n / ncols)
+        # a Figure without pyplot: no global figure registry, no backend switch, nothing to close
+        fig = Figure(figsize=(1.5 * ncols, 1.7 * nrows), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if k >= n:
+                continue
+            img = self._thumbnail(int(idx[k]))
+            if img.ndim == 2:
+                ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            else:
+                ax.imshow(img, interpolation="nearest")
+            ax.set_title(titles[k], fontsize=7)
+        fig.savefig(path, dpi=100)
+
+    # ------------------------------------------------------------------ answers
+    def find_answers(self, round_index: int) -> Path | None:
+        """The answers file of a round: ``answers_round{r}.csv``, else a filled-in queue file."""
+        answers = self.answers_path(round_index)
+        if answers.exists():
+            return answers
+        queue = self.queue_path(round_index)
+        if queue.exists() and _has_any_label(queue):
+            return queue
+        return None
+
+    def read_answers(
+        self,
+        round_index: int,
+        indices: object,
+        *,
+        path: str | os.PathLike[str] | None = None,
+    ) -> np.ndarray:
+        """Read and validate the expert's answers for a round's queue.
+
+        Parameters
+        ----------
+        round_index : int
+        indices : array-like of int
+            The queued positions, in the order the labels are returned.
+        path : path, optional
+            The answers file; default :meth:`find_answers`.
+
+        Returns
+        -------
+        ndarray of int64, aligned with ``indices``
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no answers file.
+        ValueError
+            When the file has any problem; nothing from it is used.
+        """
+        round_index = check_positive_int(round_index, "round_index", minimum=0)
+        idx = _check_indices(indices, self.n_samples, unique=True)
+        file = Path(path) if path is not None else self.find_answers(round_index)
+        if file is None:
+            raise FileNotFoundError(
+                f"no answers for round {round_index}: expected {self.answers_path(round_index)}"
+            )
+        return self._parse_answers(file, idx)
+
+    def _parse_answers(self, file: Path, idx: np.ndarray) -> np.ndarray:
+        rows = _read_csv_rows(file)
+        if not rows:
+            raise ValueError(f"answers file {file} is empty; expected a header and one row per sample")
+        columns = [c.strip().lower() for c in rows[0]]
+        missing = [c for c in ("position", "label") if c not in columns]
+        if missing:
+            raise ValueError(
+                f"answers file {file} has no column {' or '.join(repr(c) for c in missing)} "
+                f"(columns: {rows[0]}); copy the queue file and fill in its 'label' column"
+            )
+        pos_col, label_col = columns.index("position"), columns.index("label")
+        wanted = {int(p): k for k, p in enumerate(idx.tolist())}
+        answers = np.full(idx.size, -1, dtype=np.int64)
+        seen: dict[int, int] = {}
+        problems: list[str] = []
+        for line_no, row in enumerate(rows[1:], start=2):
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            cells = row + [""] * (len(columns) - len(row))
+            pos_text, label_text = cells[pos_col].strip(), cells[label_col].strip()
+            position = _parse_int(pos_text)
+            if position is None:
+                problems.append(f"line {line_no}: position {pos_text!r} is not an integer")
+                continue
+            if position not in wanted:
+                problems.append(f"line {line_no}: position {position} is not in this round's queue")
+                continue
+            if position in seen:
+                problems.append(
+                    f"line {line_no}: position {position} is answered twice (also on line {seen[position]})"
+                )
+                continue
+            seen[position] = line_no
+            if not label_text:
+                problems.append(f"line {line_no}: position {position} has no label")
+                continue
+            label = self._parse_label(label_text)
+            if label is None:
+                names = "" if self.class_names is None else " or a class name"
+                problems.append(
+                    f"line {line_no}: label {label_text!r} for position {position} is not an integer{names}"
+                )
+                continue
+            if not 0 <= label < self.n_classes:
+                problems.append(
+                    f"line {line_no}: label {label} for position {position} is out of range "
+                    f"[0, {self.n_classes})"
+                )
+                continue
+            answers[wanted[position]] = label
+        absent = [p for p in wanted if p not in seen]
+        if absent:
+            shown = ", ".join(str(p) for p in absent[:_MAX_PROBLEMS_SHOWN])
+            more = (
+                f" and {len(absent) - _MAX_PROBLEMS_SHOWN} more" if len(absent) > _MAX_PROBLEMS_SHOWN else ""
+            )
+            problems.append(f"no answer for position(s) {shown}{more}")
+        if problems:
+            shown = problems[:_MAX_PROBLEMS_SHOWN]
+            more = len(problems) - len(shown)
+            raise ValueError(
+                f"answers file {file} rejected, nothing from it was applied: "
+                + "; ".join(shown)
+                + (f"; and {more} more problem(s)" if more else "")
+            )
+        return answers
+
+    def _parse_label(self, text: str) -> int | None:
+        value = _parse_int(text)
+        if value is None and self.class_names is not None and text in self.class_names:
+            return self.class_names.index(text)
+        return value
+
+    # ------------------------------------------------------------------ oracle protocol
+    def __call__(
+        self,
+        indices: object,
+        *,
+        current_labels: object = None,
+        round_index: int = 0,
+    ) -> np.ndarray:
+        """Return the expert's labels if the answers file exists, else export the queue and raise.
+
+        Raises
+        ------
+        AwaitingExpertAnswers
+            After exporting the queue, when the round has no answers yet.
+        ValueError
+            When the answers file exists but is invalid (nothing from it is used).
+        """
+        round_index = check_positive_int(round_index, "round_index", minimum=0)
+        if self.find_answers(round_index) is not None:
+            return self.read_answers(round_index, indices)
+        if current_labels is None:
+            raise ValueError("current_labels is required to export a queue for the expert")
+        queue = self.export_queue(round_index, indices, current_labels)
+        raise AwaitingExpertAnswers(round_index, queue, self.answers_path(round_index))
+
+
+def _parse_int(text: str) -> int | None:
+    """``"3"`` and ``"3.0"`` (as spreadsheets write it) -> 3; anything else -> None."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if math.isfinite(number) and number == int(number):
+        return int(number)
+    return None
+
+
+def _read_csv_rows(file: Path) -> list[list[str]]:
+    """Rows of a CSV written by a spreadsheet: BOM tolerated, ``,`` ``;`` or tab separated."""
+    with open(file, newline="", encoding="utf-8-sig") as fh:
+        text = fh.read()
+    header = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=header.count)
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def _has_any_label(queue: Path) -> bool:
+    """Whether the expert started filling in the queue file itself."""
+    rows = _read_csv_rows(queue)
+    if not rows:
+        return False
+    columns = [c.strip().lower() for c in rows[0]]
+    if "label" not in columns:
+        return False
+    col = columns.index("label")
+    return any(len(row) > col and row[col].strip() for row in rows[1:])
