@@ -1,0 +1,840 @@
+"""Co-teaching with VoG-aware clean-sample selection as a skorch ``NeuralNetClassifier``."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator, to_tensor
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from modal_noisy._validation import (
+    check_choice,
+    check_finite_array,
+    check_fraction,
+    check_labels,
+    check_positive_int,
+    check_same_length,
+)
+from modal_noisy.training._indexed import IndexedDataset, split_index
+from modal_noisy.training._noise_rate import estimate_class_noise_rates, estimate_noise_rate
+from modal_noisy.training._seeding import draw_seeds, torch_seed
+from modal_noisy.training._selection import (
+    forget_rate_at,
+    select_samples,
+    split_keep,
+    stochastic_round,
+)
+from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
+
+__all__ = ["CoTeachingClassifier"]
+
+SELECTIONS: tuple[str, ...] = ("loss", "loss+vog", "loss+random")
+VOG_SOURCES: tuple[str, ...] = ("training", "checkpoint")
+_VOG_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
+
+
+def _final_linear(module: nn.Module) -> nn.Linear:
+    from modal_noisy.nets import final_linear
+
+    return final_linear(module)
+
+
+def _reset_parameters(module: nn.Module) -> None:
+    for sub in module.modules():
+        reset = getattr(sub, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+def _companion_path(path: Any, suffix: str) -> Any:
+    """``dir/params.pt`` -> ``dir/params_module2.pt`` (the file of the second network)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    p = Path(path)
+    out = p.with_name(f"{p.stem}_{suffix}{p.suffix}")
+    return str(out) if isinstance(path, str) else out
+
+
+class _RunState:
+    """Per-sample training state keyed by dataset index (all tensors on the training device)."""
+
+    def __init__(
+        self,
+        n: int,
+        n_classes: int,
+        device: torch.device,
+        vog_dim: int | None,
+        vog_window: int,
+        vog_dtype: torch.dtype,
+    ) -> None:
+        self.n = n
+        self.n_classes = n_classes
+        f32 = dict(dtype=torch.float32, device=device)
+        self.loss1 = torch.zeros(n, **f32)
+        self.loss2 = torch.zeros(n, **f32)
+        self.pred = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.label = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.sel1 = torch.zeros(n, dtype=torch.bool, device=device)
+        self.sel2 = torch.zeros(n, dtype=torch.bool, device=device)
+        self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+        self.is_train = torch.zeros(n, dtype=torch.bool, device=device)
+        self.vog1 = self.vog2 = None
+        self.vog_values1 = torch.zeros(n, **f32)
+        self.vog_values2 = torch.zeros(n, **f32)
+        if vog_dim is not None:
+            kw = dict(dtype=vog_dtype, device=device)
+            self.vog1 = VoGBuffer(n, vog_dim, vog_window, **kw)
+            self.vog2 = VoGBuffer(n, vog_dim, vog_window, **kw)
+
+    def to(self, device: torch.device | str) -> _RunState:
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+            elif isinstance(value, VoGBuffer):
+                value.buffer = value.buffer.to(device)
+                value.count = value.count.to(device)
+        return self
+
+
+class CoTeachingClassifier(NeuralNetClassifier):
+    """Two networks trained with co-teaching and VoG-aware clean-sample selection (Khanal et al. 2024).
+
+    A skorch :class:`~skorch.NeuralNetClassifier` holding two networks of the same architecture,
+    ``module_`` and ``module2_``, initialised differently and trained at the same time with their own
+    optimizers (``optimizer_``, ``optimizer2_``). Per mini-batch of ``n`` samples in epoch ``e``
+    (0-based):
+
+    1. both networks compute per-sample cross-entropy losses against the given labels;
+    2. ``r = ⌊(1 - τ_e) n⌋`` samples are kept, ``τ_e = τ · min(e / num_gradual, 1) ** exponent``;
+    3. network ``k`` selects its ``r`` smallest-loss samples (``selection="loss"``); with
+       ``"loss+vog"``, once ``e >= num_gradual`` and every training sample has ``vog_window``
+       gradients, it takes ``⌊r (1 - mix_ratio)⌋`` by smallest loss and fills the other places with
+       the samples of smallest VoG not yet taken (``"loss+random"``: filled at random, the control);
+    4. network 1 is updated on network 2's selection and vice versa, each with the mean loss over
+       the selection.
+
+    Prediction (``predict_proba``) is the softmax of the sum of both networks' logits; after
+    :meth:`fine_tune` it uses network 1 alone (``inference_networks_``).
+
+    VoG (Variance of Gradients) is tracked for every sample from the **training forward pass**:
+    the cross-entropy gradient with respect to the given label's row of the final linear layer
+    (weights and bias) is ``(p_y - 1)·[h, 1]``, read from the logits and the layer's input ``h``
+    (captured by a forward hook; the layer is found with :func:`modal_noisy.nets.final_linear`).
+    The last ``vog_window`` gradients of each sample sit in a ring buffer keyed by dataset index;
+    VoG is the mean over coordinates of their standard deviation, computed once per epoch with
+    written-out moments. Memory: ``2 × N × vog_window × (D + 1)`` values of ``vog_dtype``
+    (``N`` samples, ``D`` input features of the final layer; two networks), e.g. N = 10,000,
+    D = 128, float32: 52 MB. ``vog_source="checkpoint"`` instead runs an extra eval-mode,
+    no-gradient pass over the training set at the end of every epoch (the reference code's
+    approach; BatchNorm statistics are left untouched); it is slower, see
+    ``benchmarks/vog_overhead.py``.
+
+    Parameters
+    ----------
+    module : torch module class or instance
+        The network; it must expose its final ``nn.Linear`` as ``head`` (see
+        :func:`modal_noisy.nets.final_linear`) and return logits. ``module__*`` parameters are
+        passed to both networks. If they include an int ``random_state``, network 2 gets
+        ``random_state + 1`` (two identical networks would make co-teaching degenerate).
+    criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
+        Must be :class:`torch.nn.CrossEntropyLoss` (or a subclass); its ``weight`` and
+        ``label_smoothing`` are honoured in the per-sample losses and the VoG gradients.
+    forget_rate : float in [0, 1] or "auto", default="auto"
+        The assumed noise rate ``τ``. A float reproduces the paper (which sets it to the true rate).
+        ``"auto"`` estimates it from the training data alone, see Notes; the estimate is stored in
+        ``noise_rate_``.
+    num_gradual : int, default=10
+        Epochs ``T_k`` over which the forget rate ramps up (and the warm-up before VoG mixing).
+    exponent : float, default=1.0
+        Exponent ``c`` of the ramp.
+    selection : {"loss", "loss+vog", "loss+random"}, default="loss+vog"
+        Clean-sample selection rule (see above).
+    mix_ratio : float in [0, 1], default=0.2
+        Share ``λ`` of the kept places filled by smallest VoG (or at random). 0 = loss only.
+    vog_window : int >= 2, default=5
+        Number of most recent epochs ``K`` over which VoG is computed.
+    vog_source : {"training", "checkpoint"} or None, default="training"
+        Where the per-sample gradients come from: the training forward pass (free) or an extra
+        eval-mode pass per epoch. ``None`` tracks no VoG (``vog_`` is then all zeros); allowed only
+        with ``selection`` other than ``"loss+vog"``.
+    vog_dtype : {"float32", "float16", "float64"}, default="float32"
+        Storage type of the VoG ring buffers.
+    class_aware : bool, default=False
+        Per-class keep quotas from per-class noise estimates instead of one quota per batch, with
+        every class keeping at least ``min_class_keep`` of its samples (see Notes). False is
+        faithful to the paper.
+    min_class_keep : float in (0, 1], default=0.1
+        With ``class_aware=True``: the smallest share of a class's samples kept once the forget
+        rate is fully ramped up, so no class is ever emptied.
+    random_state : int, numpy RandomState or None, default=None
+        Seeds the two networks' initialisations, the shuffling, dropout and the random fill.
+        The same int gives identical results on the CPU. The caller's global torch and numpy
+        random states are never reseeded (torch's generators are forked and restored).
+    train_split : callable or None, default=None
+        As in skorch. With a split, held-out samples are never selected (``clean_mask_`` is False
+        for them); their ``sample_loss_`` and ``vog_`` come from the validation pass.
+    **kwargs
+        Everything else of :class:`skorch.NeuralNetClassifier` (``optimizer``, ``lr``,
+        ``max_epochs``, ``batch_size``, ``callbacks``, ``device``, …). See
+        :func:`modal_noisy.training.recommended_net_kwargs` for a recipe that trains well.
+
+    Attributes
+    ----------
+    module_, module2_ : torch.nn.Module
+        Networks 1 and 2.
+    optimizer_, optimizer2_ : torch.optim.Optimizer
+        Their optimizers. ``optimizer2_`` mirrors every hyper-parameter of ``optimizer_``'s param
+        groups (``lr``, ``momentum``, …) before each step, so skorch's ``LRScheduler`` (which steps
+        ``optimizer_`` only), ``set_params(lr=...)`` and every other schedule drive both networks.
+    clean_mask_ : ndarray of bool, shape (N,)
+        Samples selected as clean by network 1 in the last epoch (``N`` = samples passed to
+        ``fit``); the rest is the noisy pool.
+    sample_loss_ : ndarray of float32, shape (N,)
+        Network 1's per-sample cross-entropy against the given label in the last epoch, as seen in
+        the training pass (train mode) or the validation pass for held-out samples.
+    vog_ : ndarray of float32, shape (N,)
+        Network 1's VoG at the end of the last epoch; finite. Until a sample has ``vog_window``
+        gradients it is the standard deviation over the gradients it has (0 after one epoch).
+    noise_rate_ : float
+        The forget rate ``τ`` in use (the estimate with ``forget_rate="auto"``).
+    class_noise_rates_ : ndarray of float, shape (n_classes,)
+        Per-class noise estimates behind the class-aware quotas (estimated in every mode).
+    inference_networks_ : int
+        2 after ``fit`` (sum of logits), 1 after :meth:`fine_tune` (network 1 only).
+    classes_ : ndarray
+        ``arange(n_classes)`` (labels are class indices).
+    history : skorch History
+        Per epoch, besides skorch's entries: ``forget_rate`` (``τ_e``), ``noise_rate`` (``τ``),
+        ``selected_frac`` (share of the training samples network 1 selected), ``vog_mixing``
+        (whether the VoG/random fill was active), ``train_loss`` (mean of the two networks'
+        selected-sample losses).
+
+    Notes
+    -----
+    ``forget_rate="auto"``: see :func:`modal_noisy.training._noise_rate.estimate_noise_rate`.
+    Epoch 0 forgets nothing (the schedule starts at 0), and each later epoch uses the estimate from
+    the epoch before; the estimate is frozen once the ramp is complete.
+
+    Checkpointing: ``save_params(f_params="p.pt")`` (and thus skorch's ``Checkpoint`` /
+    ``LoadInitState``) also writes network 2 to ``p_module2.pt`` and its optimizer next to
+    ``f_optimizer`` as ``<name>_optimizer2.pt``, and ``load_params`` reads them when present;
+    pass ``f_module2`` / ``f_optimizer2`` to choose other names. The per-sample state (VoG
+    buffers, selections) is not checkpointed: a resumed run restarts the VoG window.
+
+    Optimizers that need a closure (LBFGS) are not supported: each batch runs one forward and one
+    backward pass of both networks, then steps both optimizers.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        *args: Any,
+        criterion: Any = nn.CrossEntropyLoss,
+        train_split: Any = None,
+        forget_rate: float | str = "auto",
+        num_gradual: int = 10,
+        exponent: float = 1.0,
+        selection: str = "loss+vog",
+        mix_ratio: float = 0.2,
+        vog_window: int = 5,
+        vog_source: str | None = "training",
+        vog_dtype: str = "float32",
+        class_aware: bool = False,
+        min_class_keep: float = 0.1,
+        random_state: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(module, *args, criterion=criterion, train_split=train_split, **kwargs)
+        self.forget_rate = forget_rate
+        self.num_gradual = num_gradual
+        self.exponent = exponent
+        self.selection = selection
+        self.mix_ratio = mix_ratio
+        self.vog_window = vog_window
+        self.vog_source = vog_source
+        self.vog_dtype = vog_dtype
+        self.class_aware = class_aware
+        self.min_class_keep = min_class_keep
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation
+    def _validate_hyperparams(self) -> None:
+        if self.forget_rate != "auto":
+            if isinstance(self.forget_rate, str):
+                raise ValueError(
+                    f"forget_rate must be a number in [0, 1] or 'auto' (got {self.forget_rate!r})"
+                )
+            check_fraction(self.forget_rate, "forget_rate")
+        check_positive_int(self.num_gradual, "num_gradual", minimum=0)
+        check_fraction(self.exponent, "exponent", low=0.0, high=float("inf"), low_inclusive=False)
+        check_choice(self.selection, "selection", SELECTIONS)
+        check_fraction(self.mix_ratio, "mix_ratio")
+        check_positive_int(self.vog_window, "vog_window", minimum=2)
+        if self.vog_source is not None:
+            check_choice(self.vog_source, "vog_source", VOG_SOURCES)
+        elif self.selection == "loss+vog":
+            raise ValueError("vog_source must not be None with selection='loss+vog' (got None)")
+        check_choice(self.vog_dtype, "vog_dtype", tuple(_VOG_DTYPES))
+        if not isinstance(self.class_aware, (bool, np.bool_)):
+            raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
+        check_fraction(self.min_class_keep, "min_class_keep", low_inclusive=False)
+
+    def _validate_data(self, X: Any, y: Any) -> tuple[Any, Any]:
+        n_classes = self._n_classes()
+        if isinstance(X, torch.utils.data.Dataset):
+            if y is not None:
+                y = check_labels(y, "y", n_classes=n_classes)
+            return X, y
+        if isinstance(X, torch.Tensor):
+            if not bool(torch.isfinite(X).all()):
+                n_bad = int((~torch.isfinite(X)).sum())
+                raise ValueError(
+                    f"X must not contain NaN or infinity (got {n_bad} non-finite values)"
+                )
+        elif isinstance(X, np.ndarray) or not isinstance(X, (Mapping, list, tuple)):
+            X = check_finite_array(X, "X")
+        if y is None:
+            raise ValueError("y must be given with array input X (got None)")
+        y = check_labels(y, "y", n_classes=n_classes)
+        if not isinstance(X, Mapping):
+            check_same_length(X, y, "X", "y")
+        return X, y
+
+    def _n_classes(self) -> int:
+        return int(_final_linear(self.module_).out_features)
+
+    # ------------------------------------------------------------------ initialisation
+    def initialize(self) -> CoTeachingClassifier:
+        self._validate_hyperparams()
+        for name in ("noise_rate_", "class_noise_rates_", "clean_mask_", "sample_loss_", "vog_"):
+            self.__dict__.pop(name, None)
+        super().initialize()
+        self.run_state_: _RunState | None = None
+        self.inference_networks_ = 2
+        return self
+
+    def initialize_module(self) -> CoTeachingClassifier:
+        """Create ``module_`` and ``module2_`` from two different seeds drawn from ``random_state``."""
+        kwargs = self.get_params_for("module")
+        seed1, seed2 = draw_seeds(self.random_state, 2)
+        with torch_seed(seed1):
+            module = self.initialized_instance(self.module, kwargs)
+        with torch_seed(seed2):
+            if isinstance(self.module, nn.Module) and not kwargs:
+                module2 = copy.deepcopy(module)
+                _reset_parameters(module2)
+            else:
+                kwargs2 = dict(kwargs)
+                rs = kwargs2.get("random_state")
+                if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
+                    kwargs2["random_state"] = int(rs) + 1
+                module2 = self.initialized_instance(self.module, kwargs2)
+        _final_linear(module)  # fail early, with the explanation, if there is no head
+        self.module_ = module
+        self.module2_ = module2
+        return self
+
+    def initialize_criterion(self) -> CoTeachingClassifier:
+        super().initialize_criterion()
+        if not isinstance(self.criterion_, nn.CrossEntropyLoss):
+            raise ValueError(
+                "criterion must be torch.nn.CrossEntropyLoss (the selection and the closed-form "
+                f"VoG assume it) (got {type(self.criterion_).__name__})"
+            )
+        return self
+
+    def initialize_optimizer(self, triggered_directly: Any = None) -> CoTeachingClassifier:
+        """One optimizer per network, built from the same ``optimizer`` / ``optimizer__*`` settings."""
+        args, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        args, kwargs = self.get_params_for_optimizer("optimizer", self.module2_.named_parameters())
+        self.optimizer2_ = self.optimizer(*args, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------ data plumbing
+    def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any) -> tuple[Any, Any]:
+        """Wrap the data so every batch carries dataset indices, then split as skorch does."""
+        dataset = IndexedDataset(self.get_dataset(X, y))
+        self._ensure_run_state(len(dataset))
+        if not self.train_split:
+            return dataset, None
+        if y is None:
+            return self.train_split(dataset, **fit_params)
+        return self.train_split(dataset, y, **fit_params)
+
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        """skorch's iterator; the training loader shuffles with the net's own seeded generator."""
+        if training and "iterator_train__generator" not in vars(self):
+            gen = getattr(self, "loader_generator_", None)
+            iterator = self.iterator_train
+            if gen is not None and isinstance(iterator, type) and issubclass(iterator, DataLoader):
+                kwargs = self.get_params_for("iterator_train")
+                kwargs.setdefault("batch_size", self.batch_size)
+                if kwargs["batch_size"] == -1:
+                    kwargs["batch_size"] = len(dataset)
+                return iterator(dataset, generator=gen, **kwargs)
+        return super().get_iterator(dataset, training=training)
+
+    def _ensure_run_state(self, n: int) -> None:
+        state = getattr(self, "run_state_", None)
+        if state is not None and state.n == n:
+            state.to(self.device)
+            return
+        head = _final_linear(self.module_)
+        vog_dim = head.in_features + 1 if self.vog_source is not None else None
+        self.run_state_ = _RunState(
+            n,
+            head.out_features,
+            torch.device(self.device),
+            vog_dim,
+            self.vog_window,
+            _VOG_DTYPES[self.vog_dtype],
+        )
+
+    # ------------------------------------------------------------------ forward helpers
+    @staticmethod
+    def _call(module: nn.Module, x: Any, fit_params: Mapping[str, Any]) -> torch.Tensor:
+        if isinstance(x, Mapping):
+            return module(**{**x, **fit_params})
+        return module(x, **fit_params)
+
+    def _forward_capture(
+        self, module: nn.Module, x: Any, fit_params: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with capture_input(_final_linear(module)) as cap:
+            logits = self._call(module, x, fit_params)
+        if cap.value is None:
+            raise RuntimeError(
+                f"{type(module).__name__}.forward did not call its final layer 'head'"
+            )
+        return logits, cap.value
+
+    def _per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        crit = self.criterion_
+        return F.cross_entropy(
+            logits,
+            y,
+            weight=crit.weight,
+            ignore_index=crit.ignore_index,
+            reduction="none",
+            label_smoothing=crit.label_smoothing,
+        )
+
+    def _grad(self, logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        crit = self.criterion_
+        return last_layer_grad(
+            logits, h, y, class_weight=crit.weight, label_smoothing=crit.label_smoothing
+        )
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        """Logits of network 1 plus (unless fine-tuned) network 2 for a batch."""
+        x, _ = split_index(x)
+        x = to_tensor(x, device=self.device)
+        logits = self._call(self.module_, x, fit_params)
+        if getattr(self, "inference_networks_", 2) == 2:
+            logits = logits + self._call(self.module2_, x, fit_params)
+        return logits
+
+    # ------------------------------------------------------------------ training
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any) -> Any:
+        """Co-teach both networks for ``max_epochs`` more epochs (or ``epochs=`` of ``fit_params``)."""
+        self._validate_hyperparams()
+        if not self.initialized_:
+            self.initialize()
+        X, y = self._validate_data(X, y)
+        (seed,) = draw_seeds(self.random_state, 1)
+        seed = (seed + 7919 * len(self.history)) % np.iinfo(np.int32).max
+        self.inference_networks_ = 2
+        with torch_seed(seed, self.device):
+            self.loader_generator_ = torch.Generator().manual_seed(seed)
+            self.select_generator_ = torch.Generator(device=self.device).manual_seed(seed + 1)
+            try:
+                super().partial_fit(X, y, classes=classes, **fit_params)
+            finally:
+                self.loader_generator_ = None
+                self.select_generator_ = None
+        return self
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Initialise both networks (unless ``warm_start``) and co-teach them on ``(X, y)``."""
+        self._validate_hyperparams()
+        return super().fit(X, y, **fit_params)
+
+    def check_data(self, X: Any, y: Any) -> None:
+        super().check_data(X, y)
+        # labels are class indices: report every class the network has, present in y or not
+        self.classes_inferred_ = np.arange(self._n_classes())
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """One forward and backward pass of both networks, then one step of each optimizer."""
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self._mirror_optimizer()
+        self._step_optimizer(None)
+        return step
+
+    def _mirror_optimizer(self) -> None:
+        groups1 = self.optimizer_.param_groups
+        groups2 = self.optimizer2_.param_groups
+        if len(groups1) != len(groups2):
+            return
+        for g1, g2 in zip(groups1, groups2, strict=True):
+            for key, value in g1.items():
+                if key != "params":
+                    g2[key] = value
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Co-teaching step: select on each network's losses, update each on the peer's selection."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        x, index = split_index(Xi)
+        if index is None:
+            raise ValueError(
+                "CoTeachingClassifier needs batches from its own training dataset "
+                "(override get_split_datasets only through IndexedDataset)"
+            )
+        x = to_tensor(x, device=self.device)
+        y = to_tensor(yi, device=self.device)
+        index = index.to(self.device)
+        logits1, h1 = self._forward_capture(self.module_, x, fit_params)
+        logits2, h2 = self._forward_capture(self.module2_, x, fit_params)
+        loss1 = self._per_sample_loss(logits1, y)
+        loss2 = self._per_sample_loss(logits2, y)
+        sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())
+        obj1 = loss1[sel2].sum() / sel2.sum().clamp(min=1)  # network 1 learns from network 2's pick
+        obj2 = loss2[sel1].sum() / sel1.sum().clamp(min=1)
+        (obj1 + obj2).backward()
+
+        state = self.run_state_
+        with torch.no_grad():
+            state.loss1[index] = loss1.detach().float()
+            state.loss2[index] = loss2.detach().float()
+            state.pred[index] = (logits1.detach() + logits2.detach()).argmax(1)
+            state.label[index] = y
+            state.sel1[index] = sel1
+            state.sel2[index] = sel2
+            state.seen[index] = True
+            state.is_train[index] = True
+            if self.vog_source == "training":
+                state.vog1.update(index, self._grad(logits1, h1, y))
+                state.vog2.update(index, self._grad(logits2, h2, y))
+        return {
+            "loss": (obj1.detach() + obj2.detach()) / 2,
+            "y_pred": logits1.detach() + logits2.detach(),
+        }
+
+    def _select(
+        self, index: torch.Tensor, y: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = loss1.shape[0]
+        mixing = self.epoch_mixing_
+        fill_fraction = self.mix_ratio if mixing else 0.0
+        gen = self.select_generator_
+        state = self.run_state_
+        if self.class_aware:
+            counts = torch.bincount(y, minlength=state.n_classes).to(torch.float64)
+            keep = stochastic_round(counts * self.epoch_keep_frac_, gen)
+            keep = torch.minimum(keep, counts.to(torch.long))
+            groups = y
+        else:
+            r = max(int(np.floor((1.0 - self.epoch_forget_rate_) * n)), 1)
+            keep = torch.tensor([r], device=loss1.device)
+            groups = None
+        if not mixing or fill_fraction == 0.0:
+            return (
+                select_samples(loss1, keep, groups=groups),
+                select_samples(loss2, keep, groups=groups),
+            )
+        fill = split_keep(keep, fill_fraction)
+        if self.selection == "loss+vog":
+            key1, key2 = state.vog_values1[index], state.vog_values2[index]
+        else:
+            key1 = torch.rand(n, generator=gen, device=loss1.device)
+            key2 = torch.rand(n, generator=gen, device=loss1.device)
+        return (
+            select_samples(loss1, keep, groups=groups, fill_key=key1, fill=fill),
+            select_samples(loss2, keep, groups=groups, fill_key=key2, fill=fill),
+        )
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Validation loss of the summed logits; records held-out samples' loss and VoG."""
+        self._set_training(False)
+        Xi, yi = unpack_data(batch)
+        x, index = split_index(Xi)
+        x = to_tensor(x, device=self.device)
+        y = to_tensor(yi, device=self.device)
+        with torch.no_grad():
+            logits1, h1 = self._forward_capture(self.module_, x, fit_params)
+            logits2 = self._call(self.module2_, x, fit_params)
+            y_pred = logits1 + logits2
+            loss = self.get_loss(y_pred, y, X=Xi, training=False)
+            state = getattr(self, "run_state_", None)
+            if index is not None and state is not None:
+                index = index.to(self.device)
+                state.loss1[index] = self._per_sample_loss(logits1, y).float()
+                state.label[index] = y
+                if state.vog1 is not None:
+                    state.vog1.update(index, self._grad(logits1, h1, y))
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _checkpoint_pass(self, dataset: Any) -> None:
+        """VoG gradients from an eval-mode, no-gradient pass over the training set."""
+        state = self.run_state_
+        self._set_training(False)
+        with torch.no_grad():
+            for batch in self.get_iterator(dataset, training=False):
+                Xi, yi = unpack_data(batch)
+                x, index = split_index(Xi)
+                x = to_tensor(x, device=self.device)
+                y = to_tensor(yi, device=self.device)
+                index = index.to(self.device)
+                logits1, h1 = self._forward_capture(self.module_, x, {})
+                logits2, h2 = self._forward_capture(self.module2_, x, {})
+                state.vog1.update(index, self._grad(logits1, h1, y))
+                state.vog2.update(index, self._grad(logits2, h2, y))
+
+    # ------------------------------------------------------------------ epoch bookkeeping
+    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if not hasattr(self, "noise_rate_"):
+            self.noise_rate_ = 0.0 if self.forget_rate == "auto" else float(self.forget_rate)
+        elif self.forget_rate != "auto":
+            self.noise_rate_ = float(self.forget_rate)
+
+    def on_epoch_begin(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
+        super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
+        epoch = len(self.history) - 1
+        state = self.run_state_
+        self.epoch_forget_rate_ = forget_rate_at(
+            epoch, self.noise_rate_, self.num_gradual, self.exponent
+        )
+        ramp = forget_rate_at(epoch, 1.0, self.num_gradual, self.exponent)
+        rates = getattr(self, "class_noise_rates_", None)
+        if rates is None or len(rates) != state.n_classes:
+            rates = np.full(state.n_classes, self.noise_rate_)
+        keep_frac = np.maximum(1.0 - ramp * np.asarray(rates), 1.0 - ramp * (1 - self.min_class_keep))
+        self.epoch_keep_frac_ = torch.as_tensor(
+            np.clip(keep_frac, 0.0, 1.0), dtype=torch.float64, device=self.device
+        )
+        mixing = self.selection != "loss" and epoch >= self.num_gradual
+        if mixing and self.selection == "loss+vog":
+            train_idx = torch.nonzero(state.is_train).squeeze(1)
+            mixing = train_idx.numel() > 0 and state.vog1.min_count(train_idx) >= self.vog_window
+        self.epoch_mixing_ = bool(mixing)
+        state.seen.zero_()
+        state.sel1.zero_()
+        state.sel2.zero_()
+
+    def on_epoch_end(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
+        state = self.run_state_
+        if self.vog_source == "checkpoint" and dataset_train is not None:
+            self._checkpoint_pass(dataset_train)
+        if state.vog1 is not None:
+            state.vog_values1 = state.vog1.compute()
+            state.vog_values2 = state.vog2.compute()
+        epoch = len(self.history) - 1
+        self._update_estimates(epoch)
+        self._publish()
+        seen = state.seen
+        n_seen = max(int(seen.sum()), 1)
+        self.history.record("forget_rate", float(self.epoch_forget_rate_))
+        self.history.record("noise_rate", float(self.noise_rate_))
+        self.history.record("selected_frac", float((state.sel1 & seen).sum()) / n_seen)
+        self.history.record("vog_mixing", self.epoch_mixing_)
+        super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
+
+    def _update_estimates(self, epoch: int) -> None:
+        state = self.run_state_
+        seen = state.seen.cpu().numpy()
+        if not seen.any():
+            return
+        labels = state.label.cpu().numpy()[seen]
+        preds = state.pred.cpu().numpy()[seen]
+        self.class_noise_rates_ = estimate_class_noise_rates(labels, preds, state.n_classes)
+        if self.forget_rate == "auto" and epoch < self.num_gradual:
+            losses = (state.loss1 + state.loss2).cpu().numpy()[seen] / 2
+            self.noise_rate_ = estimate_noise_rate(losses)
+
+    def _publish(self) -> None:
+        state = self.run_state_
+        self.clean_mask_ = (state.sel1 & state.seen).cpu().numpy()
+        self.sample_loss_ = state.loss1.cpu().numpy().astype(np.float32)
+        self.vog_ = state.vog_values1.float().cpu().numpy()
+
+    # ------------------------------------------------------------------ phase 2
+    def fine_tune(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        batch_size: int | None = None,
+    ) -> CoTeachingClassifier:
+        """Recalibrate network 1 on (clean) samples, the paper's phase-2 step; predict with it alone.
+
+        Plain mean cross-entropy, SGD with the given ``lr``, ``momentum`` and ``weight_decay``, the
+        learning rate annealed by a cosine over the ``epochs`` of this call. Network 2, the
+        optimizers of ``fit``, callbacks and ``history`` are left alone. Deterministic for a given
+        ``random_state`` (each call gets its own seed from it and the number of calls so far).
+        Afterwards ``inference_networks_`` is 1: predictions come from network 1 only.
+
+        Parameters
+        ----------
+        X : array of shape (n, C, H, W) or torch Dataset
+        y : array of int of shape (n,)
+            Labels to trust (phase-1 clean labels and the oracle's answers).
+        epochs : int >= 1
+        lr, momentum, weight_decay : float
+            SGD settings (paper: 0.01, 0.9, 1e-4).
+        batch_size : int, optional
+            Defaults to the net's ``batch_size``.
+
+        Returns
+        -------
+        self
+        """
+        self.check_is_fitted()
+        check_positive_int(epochs, "epochs")
+        check_fraction(lr, "lr", high=float("inf"), low_inclusive=False)
+        check_fraction(momentum, "momentum")
+        check_fraction(weight_decay, "weight_decay", high=float("inf"))
+        batch_size = self.batch_size if batch_size is None else batch_size
+        check_positive_int(batch_size, "batch_size")
+        X, y = self._validate_data(X, y)
+        dataset = self.get_dataset(X, y)
+        calls = getattr(self, "fine_tune_calls_", 0)
+        (seed,) = draw_seeds(self.random_state, 1)
+        seed = (seed + 104729 * (calls + 1)) % np.iinfo(np.int32).max
+        module = self.module_
+        optimizer = torch.optim.SGD(
+            module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        losses = []
+        with torch_seed(seed, self.device):
+            loader = DataLoader(
+                dataset,
+                batch_size=batch_size,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            module.train()
+            for _ in range(epochs):
+                total, count = 0.0, 0
+                for xb, yb in loader:
+                    xb = to_tensor(xb, device=self.device)
+                    yb = to_tensor(yb, device=self.device)
+                    optimizer.zero_grad()
+                    loss = self.criterion_(self._call(module, xb, {}), yb)
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach()) * len(yb)
+                    count += len(yb)
+                schedule.step()
+                losses.append(total / max(count, 1))
+        module.eval()
+        self.fine_tune_calls_ = calls + 1
+        self.fine_tune_losses_ = losses
+        self.inference_networks_ = 1
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save_params(
+        self,
+        f_params: Any = None,
+        f_optimizer: Any = None,
+        f_criterion: Any = None,
+        f_history: Any = None,
+        use_safetensors: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """skorch's ``save_params``; network 2 and its optimizer go to companion files (see Notes)."""
+        kwargs = self._with_companions(
+            {"f_params": f_params, "f_optimizer": f_optimizer, **kwargs}, must_exist=False
+        )
+        kwargs.pop("f_params", None)
+        kwargs.pop("f_optimizer", None)
+        super().save_params(
+            f_params=f_params,
+            f_optimizer=f_optimizer,
+            f_criterion=f_criterion,
+            f_history=f_history,
+            use_safetensors=use_safetensors,
+            **kwargs,
+        )
+
+    def load_params(
+        self,
+        f_params: Any = None,
+        f_optimizer: Any = None,
+        f_criterion: Any = None,
+        f_history: Any = None,
+        checkpoint: Any = None,
+        use_safetensors: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """skorch's ``load_params``; also loads network 2 from its companion files when present."""
+        files: dict[str, Any] = {}
+        if checkpoint is not None:
+            if not self.initialized_:
+                self.initialize()
+            files.update(checkpoint.get_formatted_files(self))
+        files.update(kwargs)
+        files.update({k: v for k, v in (("f_params", f_params), ("f_optimizer", f_optimizer)) if v})
+        companions = self._with_companions(files, must_exist=True)
+        kwargs.update({k: v for k, v in companions.items() if k not in files})
+        super().load_params(
+            f_params=f_params,
+            f_optimizer=f_optimizer,
+            f_criterion=f_criterion,
+            f_history=f_history,
+            checkpoint=checkpoint,
+            use_safetensors=use_safetensors,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _with_companions(files: dict[str, Any], *, must_exist: bool) -> dict[str, Any]:
+        out = dict(files)
+        pairs = (
+            ("f_module2", files.get("f_params") or files.get("f_module"), "module2"),
+            ("f_optimizer2", files.get("f_optimizer"), "optimizer2"),
+        )
+        for key, base, suffix in pairs:
+            if out.get(key) is not None or base is None:
+                continue
+            path = _companion_path(base, suffix)
+            if path is None or (must_exist and not Path(path).exists()):
+                continue
+            out[key] = path
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        run_state = state.get("run_state_")
+        if run_state is not None:
+            # per-sample tensors travel on the CPU, whatever device trained them
+            state["run_state_"] = copy.deepcopy(run_state).to("cpu")
+        for name in ("loader_generator_", "select_generator_"):
+            state.pop(name, None)
+        return state
+
