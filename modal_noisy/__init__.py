@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "SimulatedOracle": "oracles",
     "NoisyOracle": "oracles",
     "FileOracle": "oracles",
+    "AwaitingExpertAnswers": "oracles",
     "CleaningReport": "metrics",
 }
 

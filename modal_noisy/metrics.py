@@ -1,0 +1,580 @@
+"""Metrics of label cleaning and classification, the cleaning report, its tables and plots.
+
+A leaf module: it uses numpy, scikit-learn, pandas and matplotlib only, never the training, strategy or
+cleaning code, so every layer can use it.
+
+- :func:`classification_metrics` — balanced accuracy, macro-F1, one-vs-rest AUROC, MCC, per-class
+  recall, accuracy of a model's predicted probabilities.
+- :func:`selection_metrics` — how good a "clean set" is: precision, recall and per-class clean
+  retention (does the selection keep the rare classes?).
+- :func:`relabel_precision` — the share of queried labels that were wrong (budget well spent).
+- :class:`CleaningReport` — phase-1 results and one row per cleaning round; ``to_frame``, ``to_json`` /
+  ``from_json``, ``to_markdown``, ``plot``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from modal_noisy._validation import check_labels, check_positive_int, check_same_length
+
+__all__ = [
+    "CleaningReport",
+    "classification_metrics",
+    "relabel_precision",
+    "selection_metrics",
+]
+
+
+def _check_mask(mask: object, name: str) -> np.ndarray:
+    arr = np.asarray(mask)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D boolean mask (got shape {arr.shape})")
+    if arr.size and arr.dtype != np.bool_:
+        if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must be a boolean mask (got dtype {arr.dtype})")
+    return arr.astype(bool, copy=False)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN (silently) when the denominator is 0."""
+    return float(numerator) / float(denominator) if denominator else math.nan
+
+
+def classification_metrics(
+    y_true: object,
+    pred_probs: object,
+    *,
+    n_classes: int | None = None,
+) -> dict[str, Any]:
+    """Classification metrics of predicted class probabilities; higher is better for all.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    pred_probs : array-like of shape (n_samples, n_classes)
+        Predicted probabilities (or any scores: the prediction is the arg-max, AUROC uses ranks only).
+    n_classes : int, optional
+        Number of classes; default ``pred_probs.shape[1]``.
+
+    Returns
+    -------
+    dict
+        ``accuracy``; ``balanced_accuracy`` (mean recall over the classes present in ``y_true``);
+        ``macro_f1`` (mean F1 over the classes present in ``y_true`` or predicted, 0 where undefined,
+        as scikit-learn's ``f1_score(average="macro", zero_division=0)``); ``auroc`` (one-vs-rest,
+        macro average; NaN when a class is absent from ``y_true``); ``mcc`` (multi-class Matthews
+        correlation, 0 when undefined); ``per_class_recall`` (list, NaN for classes absent from
+        ``y_true``). All plain Python floats.
+    """
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) (got shape {probs.shape})")
+    if n_classes is None:
+        n_classes = probs.shape[1]
+    n_classes = check_positive_int(n_classes, "n_classes")
+    if probs.shape[1] != n_classes:
+        raise ValueError(f"pred_probs must have n_classes={n_classes} columns (got {probs.shape[1]})")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError("pred_probs must not contain NaN or infinity")
+    y = check_labels(y_true, "y_true", n_classes=n_classes)
+    check_same_length(y, probs, "y_true", "pred_probs")
+    if y.size == 0:
+        raise ValueError("y_true must hold at least one sample (got 0)")
+
+    pred = probs.argmax(axis=1)
+    cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    support = cm.sum(axis=1)  # true counts
+    predicted = cm.sum(axis=0)
+    tp = np.diag(cm).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
+    present = support > 0
+
+    fp = predicted - tp
+    fn = support - tp
+    denom = 2 * tp + fp + fn
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    f1_classes = present | (predicted > 0)
+
+    # multi-class MCC from the confusion matrix (Gorodkin 2004), 0 when undefined like scikit-learn
+    n = float(cm.sum())
+    correct = float(tp.sum())
+    cov_ytyp = correct * n - float(np.dot(support, predicted))
+    cov_ypyp = n * n - float(np.dot(predicted, predicted))
+    cov_ytyt = n * n - float(np.dot(support, support))
+    mcc = cov_ytyp / math.sqrt(cov_ytyt * cov_ypyp) if cov_ytyt * cov_ypyp > 0 else 0.0
+
+    if n_classes >= 2 and present.all():
+        auroc = float(np.mean([roc_auc_score(y == k, probs[:, k]) for k in range(n_classes)]))
+    else:
+        auroc = math.nan
+
+    return {
+        "accuracy": correct / n,
+        "balanced_accuracy": float(np.mean(recall[present])),
+        "macro_f1": float(np.mean(f1[f1_classes])),
+        "auroc": auroc,
+        "mcc": float(mcc),
+        "per_class_recall": [float(r) for r in recall],
+    }
+
+
+def selection_metrics(
+    selected_mask: object,
+    is_noisy: object,
+    y_true: object,
+    *,
+    n_classes: int,
+) -> dict[str, Any]:
+    """Quality of a selected "clean" set against the known truth; higher is better for all rates.
+
+    Parameters
+    ----------
+    selected_mask : array-like of bool, shape (n_samples,)
+        Samples the method kept as clean.
+    is_noisy : array-like of bool, shape (n_samples,)
+        Whether each sample's given label is wrong.
+    y_true : array-like of shape (n_samples,)
+        True labels (the classes of the retention).
+    n_classes : int
+
+    Returns
+    -------
+    dict
+        ``precision`` (share of the selected samples whose label is correct), ``recall`` (share of
+        the correctly labelled samples that were selected), ``clean_retention`` (list: per true
+        class, the share of its correctly labelled samples that were selected; NaN for a class with
+        none), ``min_retention`` (the smallest of those, ignoring NaN), ``selected_fraction``,
+        ``n_selected``, ``class_counts`` (samples per true class) and ``clean_counts`` (correctly
+        labelled samples per true class). Rates with an empty denominator are NaN.
+    """
+    n_classes = check_positive_int(n_classes, "n_classes")
+    selected = _check_mask(selected_mask, "selected_mask")
+    noisy = _check_mask(is_noisy, "is_noisy")
+    y = check_labels(y_true, "y_true", n_classes=n_classes)
+    check_same_length(selected, noisy, "selected_mask", "is_noisy")
+    check_same_length(selected, y, "selected_mask", "y_true")
+
+    clean = ~noisy
+    kept_clean = selected & clean
+    clean_counts = np.bincount(y[clean], minlength=n_classes)
+    kept_counts = np.bincount(y[kept_clean], minlength=n_classes)
+    retention = [_ratio(k, c) for k, c in zip(kept_counts, clean_counts, strict=True)]
+    finite = [r for r in retention if not math.isnan(r)]
+    return {
+        "precision": _ratio(kept_clean.sum(), selected.sum()),
+        "recall": _ratio(kept_clean.sum(), clean.sum()),
+        "clean_retention": retention,
+        "min_retention": min(finite) if finite else math.nan,
+        "selected_fraction": _ratio(selected.sum(), selected.size),
+        "n_selected": int(selected.sum()),
+        "class_counts": np.bincount(y, minlength=n_classes).tolist(),
+        "clean_counts": clean_counts.tolist(),
+    }
+
+
+def relabel_precision(queried_indices: object, given_labels: object, y_true: object) -> float:
+    """Share of the queried samples whose given label was wrong (higher = budget better spent).
+
+    Parameters
+    ----------
+    queried_indices : array-like of int
+        Positions of the queried samples in the training set.
+    given_labels : array-like of shape (n_samples,)
+        The labels of the whole training set *before* the oracle answered.
+    y_true : array-like of shape (n_samples,)
+        The true labels of the whole training set.
+
+    Returns
+    -------
+    float
+        NaN (silently) when nothing was queried.
+    """
+    given = check_labels(given_labels, "given_labels")
+    truth = check_labels(y_true, "y_true")
+    check_same_length(given, truth, "given_labels", "y_true")
+    idx = np.asarray(queried_indices)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError(
+            f"queried_indices must be a 1-D array of integer positions (got {idx.dtype}, shape {idx.shape})"
+        )
+    if idx.size and (idx.min() < 0 or idx.max() >= given.size):
+        raise ValueError(
+            f"queried_indices must lie in [0, {given.size}) (got {int(idx.min())}..{int(idx.max())})"
+        )
+    return _ratio(np.count_nonzero(given[idx] != truth[idx]), idx.size)
+
+
+# ---------------------------------------------------------------------------------------- report
+# round fields in table order; the rest of a round's keys follow in their own order
+_ROUND_FIELDS = (
+    "round",
+    "labels_spent",
+    "n_queried",
+    "relabel_precision",
+    "n_changed",
+    "noisy_remaining",
+    "balanced_accuracy",
+    "macro_f1",
+    "auroc",
+    "mcc",
+    "per_class_recall",
+    "time_s",
+)
+_METRIC_KEYS = ("balanced_accuracy", "macro_f1", "auroc", "mcc", "accuracy")
+# (column, header, format) of the terminal table
+_TABLE_COLUMNS = (
+    ("round", "round", "d"),
+    ("labels_spent", "labels", "d"),
+    ("relabel_precision", "relabel prec", ".3f"),
+    ("n_changed", "changed", "d"),
+    ("noisy_remaining", "noisy left", "d"),
+    ("balanced_accuracy", "bal acc", ".3f"),
+    ("macro_f1", "macro F1", ".3f"),
+    ("auroc", "AUROC", ".3f"),
+    ("mcc", "MCC", ".3f"),
+    ("min_recall", "min recall", ".3f"),
+    ("time_s", "time s", ".1f"),
+)
+
+
+def _to_plain(value: Any) -> Any:
+    """Recursively convert numpy values to Python ones and non-finite floats to None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_to_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    return repr(value)
+
+
+# keys whose null in JSON means NaN (they are floats); any other null stays None
+_FLOAT_KEYS = frozenset(
+    {
+        *_METRIC_KEYS,
+        "relabel_precision",
+        "per_class_recall",
+        "precision",
+        "recall",
+        "clean_retention",
+        "min_retention",
+        "selected_fraction",
+        "noise_rate_estimate",
+        "time_s",
+    }
+)
+
+
+def _restore_nan(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _restore_nan(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_nan(v, key) for v in value]
+    if value is None and key in _FLOAT_KEYS:
+        return math.nan
+    return value
+
+
+def _flatten(record: dict[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
+    """One table row: per-class recall expanded, nested dicts flattened with a prefix."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "per_class_recall" and isinstance(value, (list, tuple)):
+            for k, recall in enumerate(value):
+                name = class_names[k] if k < len(class_names) else str(k)
+                row[f"recall_{name}"] = np.nan if recall is None else recall
+        elif isinstance(value, dict):
+            for sub, item in value.items():
+                if not isinstance(item, (dict, list, tuple)):
+                    row[f"{key}_{sub}"] = item
+        else:
+            row[key] = value
+    return row
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    try:
+        if spec == "d":
+            return str(int(value))
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass
+class CleaningReport:
+    """Results of a label-cleaning run: phase 1, then one record per cleaning round.
+
+    Parameters
+    ----------
+    phase1 : dict
+        Phase-1 results. Recognised keys: ``selection`` (a :func:`selection_metrics` dict, when the
+        truth is known), ``noise_rate_estimate``, ``noisy_remaining`` (wrong labels in the given
+        label vector, when known), ``val`` and ``test`` (:func:`classification_metrics` of the
+        phase-1 model), ``baseline`` (e.g. ``{"val": ..., "test": ...}`` of a plain cross-entropy
+        model). Other keys are kept.
+    rounds : list of dict
+        One record per cleaning round with the keys ``round`` (1, 2, ...), ``labels_spent``
+        (cumulative), ``n_queried``, ``relabel_precision``, ``n_changed``, ``noisy_remaining`` (None
+        without the truth), ``balanced_accuracy``, ``macro_f1``, ``auroc``, ``mcc``,
+        ``per_class_recall``, ``time_s``; extra keys are kept (a nested dict such as
+        ``{"test": {...}}`` becomes ``test_<key>`` columns of :meth:`to_frame`).
+    settings : dict
+        The run's settings.
+    class_names : list of str, optional
+        Names of the classes (columns ``recall_<name>``); default ``"0"``, ``"1"``, ...
+    eval_split : str, default="val"
+        Which phase-1 metrics (``phase1[eval_split]``) the round records are comparable with; they
+        fill round 0 of :meth:`to_frame` (falling back to the other split).
+    """
+
+    phase1: dict[str, Any] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] | None = None
+    eval_split: str = "val"
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def n_classes(self) -> int | None:
+        if self.class_names is not None:
+            return len(self.class_names)
+        for record in [self._round_zero(), *self.rounds]:
+            recall = record.get("per_class_recall")
+            if isinstance(recall, (list, tuple)):
+                return len(recall)
+        return None
+
+    def _names(self) -> list[str]:
+        if self.class_names is not None:
+            return [str(name) for name in self.class_names]
+        return [str(k) for k in range(self.n_classes or 0)]
+
+    def _round_zero(self) -> dict[str, Any]:
+        """The state after phase 1 as a round record (round 0, nothing spent)."""
+        other = "test" if self.eval_split != "test" else "val"
+        metrics = self.phase1.get(self.eval_split) or self.phase1.get(other) or {}
+        record: dict[str, Any] = {
+            "round": 0,
+            "labels_spent": 0,
+            "n_queried": 0,
+            "relabel_precision": math.nan,
+            "n_changed": 0,
+            "noisy_remaining": self.phase1.get("noisy_remaining"),
+        }
+        for key in (*_METRIC_KEYS, "per_class_recall"):
+            if key in metrics:
+                record[key] = metrics[key]
+        record["time_s"] = self.phase1.get("time_s", math.nan)
+        return record
+
+    def _records(self) -> list[dict[str, Any]]:
+        has_zero = any(record.get("round") == 0 for record in self.rounds)
+        return list(self.rounds) if has_zero else [self._round_zero(), *self.rounds]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per round (round 0 = after phase 1), per-class recall as ``recall_<class>``."""
+        names = self._names()
+        rows = [_flatten(record, names) for record in self._records()]
+        frame = pd.DataFrame(rows)
+        first = [c for c in _ROUND_FIELDS if c in frame.columns]
+        rest = [c for c in frame.columns if c not in first]
+        frame = frame[first + rest]
+        for column in ("round", "labels_spent", "n_queried", "n_changed"):
+            if column in frame and frame[column].notna().all():
+                frame[column] = frame[column].astype(np.int64)
+        if "noisy_remaining" in frame and frame["noisy_remaining"].notna().all():
+            frame["noisy_remaining"] = frame["noisy_remaining"].astype(np.int64)
+        return frame.set_index("round")
+
+    def _summary_lines(self) -> list[str]:
+        lines = []
+        p1 = self.phase1
+        selection = p1.get("selection") or {}
+        parts = []
+        if selection:
+            parts.append(
+                f"clean-set precision {_fmt(selection.get('precision'), '.3f')}, "
+                f"recall {_fmt(selection.get('recall'), '.3f')}, "
+                f"min class retention {_fmt(selection.get('min_retention'), '.3f')}"
+            )
+        if p1.get("noise_rate_estimate") is not None:
+            parts.append(f"noise rate estimate {_fmt(p1['noise_rate_estimate'], '.3f')}")
+        baseline = p1.get("baseline") or {}
+        base = baseline.get(self.eval_split) if isinstance(baseline, dict) else None
+        if isinstance(base, dict) and "balanced_accuracy" in base:
+            parts.append(
+                f"plain cross-entropy bal acc {_fmt(base['balanced_accuracy'], '.3f')} ({self.eval_split})"
+            )
+        if parts:
+            lines.append("phase 1: " + "; ".join(parts))
+        return lines
+
+    def to_markdown(self) -> str:
+        """The per-round table as aligned Markdown (readable in a terminal; no extra packages)."""
+        records = self._records()
+        header = [title for _, title, _ in _TABLE_COLUMNS]
+        body = []
+        for record in records:
+            recall = record.get("per_class_recall")
+            values = dict(record)
+            if isinstance(recall, (list, tuple)):
+                finite = [r for r in recall if r is not None and not math.isnan(r)]
+                values["min_recall"] = min(finite) if finite else math.nan
+            body.append([_fmt(values.get(key), spec) for key, _, spec in _TABLE_COLUMNS])
+        keep = [
+            j
+            for j, (key, _, _) in enumerate(_TABLE_COLUMNS)
+            if key == "round" or any(row[j] != "-" for row in body)
+        ]
+        header = [header[j] for j in keep]
+        body = [[row[j] for j in keep] for row in body]
+        widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+        rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+        table = [line(header), rule, *(line(row) for row in body)]
+        return "\n".join([*self._summary_lines(), *table])
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (numpy values converted, NaN as None)."""
+        return _to_plain(
+            {
+                "phase1": self.phase1,
+                "rounds": self.rounds,
+                "settings": self.settings,
+                "class_names": self.class_names,
+                "eval_split": self.eval_split,
+            }
+        )
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
+        """The report as strict JSON (NaN written as ``null``); also written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> CleaningReport:
+        """Read a report written by :meth:`to_json`, from a JSON string or a file path."""
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            text = source
+        else:
+            text = Path(source).read_text(encoding="utf-8")
+        data = json.loads(text)
+        if not isinstance(data, dict) or "rounds" not in data:
+            raise ValueError("source is not a CleaningReport JSON (no 'rounds' key)")
+        data = {
+            key: data[key]
+            for key in ("phase1", "rounds", "settings", "class_names", "eval_split")
+            if key in data
+        }
+        for key in ("phase1", "rounds"):
+            if key in data:
+                data[key] = _restore_nan(data[key])
+        return cls(**data)
+
+    # ------------------------------------------------------------------ plots
+    def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write ``cleaning_curve.png`` and, when phase-1 retention is known, ``class_retention.png``.
+
+        ``cleaning_curve.png``: balanced accuracy (left axis) and noisy labels remaining (right axis,
+        when known) against labels spent. ``class_retention.png``: per-class clean retention of the
+        phase-1 selection, classes from largest to smallest when their sizes are known.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+
+        frame = self.to_frame()
+        spent = frame["labels_spent"].to_numpy(dtype=float) if "labels_spent" in frame else None
+        if spent is not None and "balanced_accuracy" in frame:
+            # a Figure without pyplot: no global state, no backend switch, freed with the object
+            fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = fig.add_subplot()
+            ax.plot(spent, frame["balanced_accuracy"].astype(float), "o-", color="C0")
+            ax.set_xlabel("labels spent (expert answers)")
+            ax.set_ylabel("balanced accuracy", color="C0")
+            ax.tick_params(axis="y", colors="C0")
+            ax.grid(alpha=0.3)
+            if "noisy_remaining" in frame and frame["noisy_remaining"].notna().any():
+                ax2 = ax.twinx()
+                ax2.plot(spent, frame["noisy_remaining"].astype(float), "s--", color="C3")
+                ax2.set_ylabel("noisy labels remaining", color="C3")
+                ax2.tick_params(axis="y", colors="C3")
+            ax.set_title("Active label cleaning")
+            path = directory / "cleaning_curve.png"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+
+        selection = self.phase1.get("selection") or {}
+        retention = selection.get("clean_retention", self.phase1.get("clean_retention"))
+        if retention:
+            values = np.array([math.nan if r is None else r for r in retention], dtype=float)
+            names = self._names() if self.class_names is not None else []
+            names = names if len(names) == values.size else [str(k) for k in range(values.size)]
+            counts = selection.get("class_counts", self.phase1.get("class_counts"))
+            order = np.arange(values.size)
+            if counts is not None and len(counts) == values.size:
+                order = np.argsort(-np.asarray(counts), kind="stable")
+            labels = [
+                names[k] + (f"\n(n={counts[k]})" if counts is not None and len(counts) == values.size else "")
+                for k in order
+            ]
+            fig = Figure(figsize=(max(4.0, 0.8 * values.size + 1.5), 3.8), layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = fig.add_subplot()
+            bars = ax.bar(range(values.size), np.nan_to_num(values[order]), color="C2")
+            ax.bar_label(bars, ["n/a" if math.isnan(v) else f"{v:.2f}" for v in values[order]], fontsize=8)
+            ax.set_xticks(range(values.size), labels, fontsize=8)
+            ax.set_ylim(0, 1.05)
+            ax.set_ylabel("clean retention")
+            ax.set_xlabel("class (largest first)" if counts is not None else "class")
+            ax.set_title("Phase 1: share of each class's correct labels kept as clean")
+            ax.grid(axis="y", alpha=0.3)
+            path = directory / "class_retention.png"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+        return written
