@@ -199,7 +199,7 @@ class RelabelJournal:
         fingerprint: str,
         settings: Mapping[str, Any],
         *,
-        must_match: Iterable[str] | None = None,
+        compare_settings: Iterable[str] | None = None,
     ) -> JournalState:
         """Create the journal, or open an existing one after checking it belongs to this run.
 
@@ -209,7 +209,7 @@ class RelabelJournal:
             :func:`dataset_fingerprint` of the data the run works on.
         settings : mapping
             The run's settings (JSON-serialisable; numpy values, paths and functions are converted).
-        must_match : iterable of str, optional
+        compare_settings : iterable of str, optional
             Settings keys that must equal those stored in an existing journal (e.g. the budget, the
             strategy, the seed). Default: every key of ``settings``. Keys outside it may differ
             (e.g. the device, an output folder).
@@ -229,10 +229,10 @@ class RelabelJournal:
             raise ValueError(f"fingerprint must be a non-empty string (got {fingerprint!r})")
         if not isinstance(settings, Mapping):
             raise TypeError(f"settings must be a mapping (got {type(settings).__name__})")
-        keys = list(settings) if must_match is None else list(must_match)
+        keys = list(settings) if compare_settings is None else list(compare_settings)
         unknown = [key for key in keys if key not in settings]
         if unknown:
-            raise ValueError(f"must_match names keys missing from settings: {unknown}")
+            raise ValueError(f"compare_settings names keys missing from settings: {unknown}")
 
         if self.path.exists() and self.path.stat().st_size > 0:
             state = self.read()

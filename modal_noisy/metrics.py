@@ -271,20 +271,17 @@ def _to_plain(value: Any) -> Any:
     return repr(value)
 
 
-# keys whose null in JSON means NaN (they are floats); any other null stays None
-_FLOAT_KEYS = frozenset(
-    {
-        *_METRIC_KEYS,
-        "relabel_precision",
-        "per_class_recall",
-        "precision",
-        "recall",
-        "clean_retention",
-        "min_retention",
-        "selected_fraction",
-        "noise_rate_estimate",
-        "time_s",
-    }
+# key suffixes whose null in JSON means NaN (float fields, also prefixed: "test_auroc");
+# any other null reads back as None
+_FLOAT_KEYS = (
+    *_METRIC_KEYS,
+    "precision",  # also relabel_precision
+    "recall",  # also per_class_recall
+    "clean_retention",
+    "min_retention",
+    "selected_fraction",
+    "noise_rate_estimate",
+    "time_s",
 )
 
 
@@ -293,25 +290,28 @@ def _restore_nan(value: Any, key: str | None = None) -> Any:
         return {k: _restore_nan(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore_nan(v, key) for v in value]
-    if value is None and key in _FLOAT_KEYS:
-        return math.nan
+    if value is None and key is not None and key.endswith(_FLOAT_KEYS):
+        return math.nan  # also for prefixed copies such as "test_auroc"
     return value
 
 
-def _flatten(record: dict[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
-    """One table row: per-class recall expanded, nested dicts flattened with a prefix."""
+def _flatten(record: dict[str, Any], class_names: Sequence[str], prefix: str = "") -> dict[str, Any]:
+    """One table row: nested dicts flattened with a ``<key>_`` prefix, per-class recall expanded.
+
+    ``per_class_recall`` (also ``test_per_class_recall`` or ``{"test": {"per_class_recall": ...}}``)
+    becomes one ``[<prefix>]recall_<class name>`` column per class.
+    """
     row: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "per_class_recall" and isinstance(value, (list, tuple)):
+        if str(key).endswith("per_class_recall") and isinstance(value, (list, tuple)):
+            head = prefix + str(key)[: -len("per_class_recall")]
             for k, recall in enumerate(value):
                 name = class_names[k] if k < len(class_names) else str(k)
-                row[f"recall_{name}"] = np.nan if recall is None else recall
+                row[f"{head}recall_{name}"] = np.nan if recall is None else recall
         elif isinstance(value, dict):
-            for sub, item in value.items():
-                if not isinstance(item, (dict, list, tuple)):
-                    row[f"{key}_{sub}"] = item
+            row.update(_flatten(value, class_names, prefix=f"{prefix}{key}_"))
         else:
-            row[key] = value
+            row[prefix + str(key)] = value
     return row
 
 
@@ -489,7 +489,11 @@ class CleaningReport:
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> CleaningReport:
-        """Read a report written by :meth:`to_json`, from a JSON string or a file path."""
+        """Read a report written by :meth:`to_json`, from a JSON string or a file path.
+
+        JSON has no NaN: a ``null`` in a float metric field (``auroc``, ``relabel_precision``,
+        ``per_class_recall`` entries, ...) reads back as NaN, any other ``null`` as None.
+        """
         if isinstance(source, str) and source.lstrip().startswith("{"):
             text = source
         else:

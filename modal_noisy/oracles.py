@@ -1,9 +1,9 @@
 """Oracles: who gives the correct label of a queried sample.
 
 An oracle is a callable ``oracle(indices, *, current_labels, round_index) -> labels``: ``indices`` are
-positions into the full training set, ``current_labels`` is the full current label vector of the
-training set (the oracle reads ``current_labels[indices]``), ``round_index`` the cleaning round; it
-returns int64 labels in the order of ``indices``.
+positions into the full training set, ``current_labels`` the queried samples' current labels (aligned
+with ``indices``; the full label vector of the training set is accepted too), ``round_index`` the
+cleaning round; it returns int64 labels in the order of ``indices``.
 
 - :class:`SimulatedOracle` knows the truth (benchmarks).
 - :class:`NoisyOracle` is an imperfect expert: wrong with a given probability, reproducibly.
@@ -347,26 +347,22 @@ class FileOracle(Oracle):
         indices : array-like of int
             Positions of the queued samples in the training set, most informative first.
         current_labels : array-like of int
-            The current label vector of the whole training set.
+            The queued samples' current labels, aligned with ``indices``; or the current label
+            vector of the whole training set (read at ``indices``) when its length differs from
+            ``len(indices)``.
 
         Returns
         -------
         QueueFiles
         """
         round_index = check_positive_int(round_index, "round_index", minimum=0)
-        labels = check_labels(current_labels, "current_labels")
-        if self.n_samples is not None and labels.size != self.n_samples:
-            raise ValueError(
-                f"current_labels must hold the labels of all {self.n_samples} training samples "
-                f"(got {labels.size})"
-            )
-        idx = _check_indices(indices, labels.size, unique=True)
+        idx = _check_indices(indices, self.n_samples, unique=True)
+        queued_labels = _current_of_queue(current_labels, idx, self.n_samples)
         self.directory.mkdir(parents=True, exist_ok=True)
 
         columns = [c for c in _QUEUE_COLUMNS if c != "image_path" or self.image_paths is not None]
         rows = []
-        for pos in idx.tolist():
-            current = int(labels[pos])
+        for pos, current in zip(idx.tolist(), queued_labels.tolist(), strict=True):
             row = {
                 "position": pos,
                 "id": self.ids[pos] if self.ids is not None else pos,
@@ -388,7 +384,10 @@ class FileOracle(Oracle):
         sheet = None
         if idx.size and (self.images is not None or self.image_paths is not None):
             sheet = self.contact_sheet_path(round_index)
-            titles = [f"#{pos}: {self._label_text(int(labels[pos]))}" for pos in idx.tolist()]
+            titles = [
+                f"#{pos}: {self._label_text(label)}"
+                for pos, label in zip(idx.tolist(), queued_labels.tolist(), strict=True)
+            ]
             self._write_contact_sheet(sheet, idx, titles)
         return QueueFiles(csv_path, sheet)
 
@@ -575,6 +574,24 @@ class FileOracle(Oracle):
             raise ValueError("current_labels is required to export a queue for the expert")
         queue = self.export_queue(round_index, indices, current_labels)
         raise AwaitingExpertAnswers(round_index, queue, self.answers_path(round_index))
+
+
+def _current_of_queue(current_labels: object, idx: np.ndarray, n_samples: int | None) -> np.ndarray:
+    """The queued samples' current labels from an aligned vector or the full label vector."""
+    labels = check_labels(current_labels, "current_labels")
+    if labels.size == idx.size:
+        return labels
+    if n_samples is not None and labels.size != n_samples:
+        raise ValueError(
+            f"current_labels must hold one label per queued sample ({idx.size}) or the labels of "
+            f"all {n_samples} training samples (got {labels.size})"
+        )
+    if idx.size and idx.max() >= labels.size:
+        raise ValueError(
+            f"current_labels must hold one label per queued sample ({idx.size}) or the labels of "
+            f"the whole training set (got {labels.size} labels, index {int(idx.max())})"
+        )
+    return labels[idx]
 
 
 def _parse_int(text: str) -> int | None:

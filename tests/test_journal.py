@@ -98,10 +98,10 @@ def test_start_refuses_changed_settings_that_matter(journal, digits):
     assert "device" in str(info.value)  # default: every key matters
     # only the keys the caller names are compared: the device may change on resume
     RelabelJournal(journal.path).start(
-        fp, {**SETTINGS, "device": "cuda"}, must_match=["budget_per_round", "strategy"]
+        fp, {**SETTINGS, "device": "cuda"}, compare_settings=["budget_per_round", "strategy"]
     )
-    with pytest.raises(ValueError, match="must_match names keys missing"):
-        RelabelJournal(journal.path).start(fp, SETTINGS, must_match=["nope"])
+    with pytest.raises(ValueError, match="compare_settings names keys missing"):
+        RelabelJournal(journal.path).start(fp, SETTINGS, compare_settings=["nope"])
 
 
 def test_start_normalises_numpy_and_tuples(tmp_path):

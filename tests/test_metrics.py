@@ -199,6 +199,33 @@ def test_to_frame(report):
     assert list(frame.columns[:4]) == ["labels_spent", "n_queried", "relabel_precision", "n_changed"]
 
 
+def test_to_frame_expands_prefixed_recall_and_nested_dicts():
+    report = CleaningReport(
+        rounds=[
+            {
+                "round": 1,
+                "labels_spent": 5,
+                "test_per_class_recall": [0.25, 0.5],
+                "extra": {"val": {"per_class_recall": [1.0, None], "auroc": 0.7}},
+            }
+        ],
+        class_names=["a", "b"],
+    )
+    row = report.to_frame().loc[1]
+    assert row["test_recall_a"] == 0.25 and row["test_recall_b"] == 0.5
+    assert row["extra_val_recall_a"] == 1.0 and math.isnan(row["extra_val_recall_b"])
+    assert row["extra_val_auroc"] == 0.7
+
+
+def test_json_null_reads_back_as_nan_only_for_float_fields():
+    report = CleaningReport(
+        rounds=[{"round": 1, "relabel_precision": None, "test_auroc": None, "noisy_remaining": None}]
+    )
+    (back,) = CleaningReport.from_json(report.to_json()).rounds
+    assert math.isnan(back["relabel_precision"]) and math.isnan(back["test_auroc"])
+    assert back["noisy_remaining"] is None
+
+
 def test_to_frame_keeps_an_explicit_round_zero(report):
     report.rounds.insert(0, {"round": 0, "labels_spent": 0, "balanced_accuracy": 0.1})
     assert report.to_frame().loc[0, "balanced_accuracy"] == 0.1

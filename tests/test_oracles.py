@@ -180,6 +180,20 @@ def test_file_oracle_validates_construction(tmp_path, kwargs, match):
         FileOracle(tmp_path, **kwargs)
 
 
+def test_export_accepts_labels_aligned_with_the_queue(file_oracle, digits):
+    _, y = digits
+    idx = np.array([100, 7])
+    full = file_oracle.export_queue(1, idx, y)
+    rows_full = _rows(full.csv_path)
+    aligned = file_oracle.export_queue(2, idx, y[idx])  # what ActiveLabelCleaner passes
+    assert _rows(aligned.csv_path) == rows_full
+    assert [r["current_label"] for r in rows_full] == [str(y[100]), str(y[7])]
+    # without images the training-set size is unknown: a full vector must still cover the indices
+    bare = FileOracle(file_oracle.directory / "bare", n_classes=10)
+    with pytest.raises(ValueError, match=r"one label per queued sample \(2\)"):
+        bare.export_queue(1, [50, 60], np.zeros(10, dtype=np.int64))
+
+
 def test_export_rejects_duplicate_positions_and_short_labels(file_oracle, digits):
     _, y = digits
     with pytest.raises(ValueError, match="indices must be distinct"):
