@@ -5,6 +5,9 @@
 * :func:`mc_dropout_proba` — Monte-Carlo dropout passes for BALD;
 * :func:`penultimate_features` — inputs of the network's final linear layer, for core-set.
 
+All of them leave the global torch RNG as they found it (``torch.random.fork_rng``): a DataLoader
+draws its base seed from it, so a plain ``predict_proba`` would shift the caller's random stream.
+
 Batches come from the net's own ``get_dataset`` / ``get_iterator(training=False)``, so its
 ``batch_size`` (or ``iterator_valid__batch_size``), dataset class and device apply unchanged.
 A co-teaching net predicts with the sum of its networks' logits (``module_`` and ``module2_``)
@@ -104,14 +107,19 @@ def _nonlinearity(net: NeuralNet):
 
 
 def predict_proba(estimator: object, X: object) -> np.ndarray:
-    """``estimator.predict_proba(X)``; for a skorch net, every submodule's mode is restored after."""
+    """``estimator.predict_proba(X)``; a skorch net's modes and the global torch RNG are restored."""
     if not hasattr(estimator, "predict_proba"):
         raise ValueError(
             f"{type(estimator).__name__} has no predict_proba; pass pred_probs= or use an estimator "
             "that predicts probabilities"
         )
     if is_skorch_net(estimator):
-        with preserved_mode(_all_torch_modules(estimator)):
+        # a DataLoader draws its base seed from the global torch RNG: fork it so a query never
+        # shifts the random stream of the caller's next training run
+        with (
+            preserved_mode(_all_torch_modules(estimator)),
+            torch.random.fork_rng(devices=_cuda_devices(estimator.device)),
+        ):
             return np.asarray(estimator.predict_proba(X))
     return np.asarray(estimator.predict_proba(X))
 
@@ -185,7 +193,11 @@ def penultimate_features(net: NeuralNet, X: object) -> np.ndarray:
 
     handle = head.register_forward_pre_hook(grab)
     try:
-        with preserved_mode(_all_torch_modules(net)), torch.no_grad():
+        with (
+            preserved_mode(_all_torch_modules(net)),
+            torch.random.fork_rng(devices=_cuda_devices(net.device)),
+            torch.no_grad(),
+        ):
             module.eval()
             for Xi in _batches(net, X):
                 _forward(module, Xi)
