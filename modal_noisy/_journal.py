@@ -494,18 +494,17 @@ class RelabelJournal:
         self._append((_dumps(record) + "\n").encode())
 
     def _append(self, data: bytes) -> None:
-        if self._valid_size is None:
-            self.read()  # also finds the valid end of a file left by a crash
-        valid = self._valid_size
-        if valid is None or valid == 0:
-            raise ValueError(f"journal {self.path} has no header; call start() first")
+        if not self.path.exists():
+            raise FileNotFoundError(f"journal {self.path} does not exist; call start() first")
         with open(self.path, "r+b") as fh:
             size = os.fstat(fh.fileno()).st_size
-            if size < valid:
-                raise ValueError(
-                    f"journal {self.path} shrank to {size} bytes (expected at least {valid}); "
-                    "was it changed by another program?"
-                )
+            if self._valid_size != size:
+                # first append, a torn tail left by a crash, or records appended through another
+                # RelabelJournal object: parse the file to find where its valid part ends
+                self.read()
+            valid = self._valid_size
+            if not valid:
+                raise ValueError(f"journal {self.path} has no header; call start() first")
             if size > valid:  # cut the torn tail of a crashed write before going on
                 fh.truncate(valid)
             fh.seek(valid)

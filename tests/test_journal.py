@@ -165,6 +165,16 @@ def test_append_event_refuses_reserved_names(journal):
         journal.append_event("x", time=3)
 
 
+def test_two_journal_objects_on_one_file_lose_nothing(journal):
+    other = RelabelJournal(journal.path)
+    other.read()
+    journal.append_relabels(1, [1], [0], [1])
+    other.append_relabels(2, [2], [0], [2])  # must not mistake the first append for a torn tail
+    journal.append_event("round_completed", round=2)
+    state = RelabelJournal(journal.path).read()
+    assert state.relabels == {1: [(1, 1)], 2: [(2, 2)]} and len(state.events()) == 1
+
+
 def test_append_requires_start(tmp_path):
     with pytest.raises(FileNotFoundError, match="call start"):
         RelabelJournal(tmp_path / "j.jsonl").append_relabels(1, [1], [0], [1])
