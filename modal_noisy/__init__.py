@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "make_backbone": "nets",
     "final_linear": "nets",
     "InputStandardizer": "training",
+    "recommended_net_kwargs": "training",
+    "CosineLR": "training",
     # training/
     "CoTeachingClassifier": "training",
     "VoGTracker": "training",

@@ -1,0 +1,364 @@
+"""Networks: a small CNN for 8×8–64×64 images and torchvision backbones with a new linear head.
+
+Every network here
+
+* standardises its input per channel from the buffers ``input_mean`` / ``input_std`` (shape ``(C,)``,
+  default 0 / 1) and records in the boolean buffer ``input_stats_fitted`` whether they were set with
+  :meth:`set_input_stats` (the skorch callback :class:`modal_noisy.training.InputStandardizer` does it
+  from the training data); the buffers travel with ``state_dict`` and pickling, so a saved model
+  carries its preprocessing;
+* applies dropout (``dropout``, an :class:`torch.nn.Dropout`) right before its final layer, so MC-dropout
+  (BALD) can switch it on at inference;
+* exposes its final layer as the attribute ``head`` (an :class:`torch.nn.Linear`); use
+  :func:`final_linear` to get it — VoG reads the penultimate features and the gradients of this layer.
+
+Seeding: pass ``random_state=<int>`` to build the parameters from a private seed (the global torch RNG
+is forked and restored, never reseeded for the caller). With skorch, ``module__random_state=0`` makes
+every (re)initialisation of the module identical; two networks that must differ (co-teaching) need
+two different seeds.
+
+No weights are ever downloaded: :func:`make_backbone` builds torchvision models with ``weights=None``
+and loads a state dict only from a local path the user gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from modal_noisy._validation import check_fraction, check_positive_int
+
+__all__ = ["BACKBONES", "Backbone", "SmallCNN", "final_linear", "make_backbone"]
+
+#: Names accepted by :func:`make_backbone`.
+BACKBONES: tuple[str, ...] = ("resnet18", "mobilenet_v2")
+
+# Stages of SmallCNN pool 2×2 only while the map is at least this wide, so an 8×8 input keeps a 4×4 map
+# (a 2-conv net that pooled 8×8 down to 1×1 lost half its accuracy on digits).
+_MIN_POOL_SIZE = 8
+
+
+@contextlib.contextmanager
+def _seeded(random_state: int | None) -> Iterator[None]:
+    """Run the block under a private torch seed; the caller's global RNG state is restored after."""
+    if random_state is None:
+        yield
+        return
+    if isinstance(random_state, bool) or not isinstance(random_state, int):
+        raise TypeError(f"random_state must be an int or None (got {random_state!r})")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(random_state)
+        yield
+
+
+class _InputStandardization(nn.Module):
+    """Mixin module: per-channel ``(x - mean) / std`` from buffers set by :meth:`set_input_stats`."""
+
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+    input_stats_fitted: torch.Tensor
+
+    def _init_input_stats(self, in_channels: int) -> None:
+        self.register_buffer("input_mean", torch.zeros(in_channels))
+        self.register_buffer("input_std", torch.ones(in_channels))
+        self.register_buffer("input_stats_fitted", torch.tensor(False))
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.input_mean.shape[0])
+
+    def set_input_stats(
+        self, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+    ) -> None:
+        """Set the per-channel input mean and standard deviation and mark them as fitted.
+
+        Parameters
+        ----------
+        mean, std : array-like of shape (in_channels,)
+            Statistics of the training images, per channel, in the units the network receives.
+            A standard deviation below 1e-6 (a constant channel) is replaced by 1 so the channel is
+            only centred.
+        """
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).detach().reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).detach().reshape(-1)
+        c = self.in_channels
+        if mean_t.numel() != c or std_t.numel() != c:
+            raise ValueError(
+                f"mean and std must have one value per input channel ({c}) "
+                f"(got {mean_t.numel()} and {std_t.numel()})"
+            )
+        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
+            raise ValueError("mean and std must be finite")
+        if (std_t < 0).any():
+            raise ValueError(f"std must be >= 0 (got {std_t.tolist()})")
+        std_t = torch.where(std_t < 1e-6, torch.ones_like(std_t), std_t)
+        device = self.input_mean.device
+        self.input_mean.copy_(mean_t.to(device))
+        self.input_std.copy_(std_t.to(device))
+        self.input_stats_fitted.fill_(True)
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(x - input_mean) / input_std``, per channel of an NCHW batch."""
+        if x.ndim != 4:
+            raise ValueError(f"expected an NCHW batch with 4 dimensions (got shape {tuple(x.shape)})")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected {self.in_channels} input channel(s) (got shape {tuple(x.shape)})"
+            )
+        x = x.to(self.input_mean.dtype) if not x.is_floating_point() else x
+        return (x - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallCNN(_InputStandardization):
+    """A small VGG-style CNN for images from 8×8 to 64×64 pixels.
+
+    Three stages of two 3×3 conv–BatchNorm–ReLU blocks (``width``, ``2·width``, ``4·width`` channels).
+    A stage is followed by 2×2 max pooling only while its map is at least 8 pixels wide, so an 8×8
+    input is pooled once (to 4×4) and keeps its spatial detail, while 28×28 and 64×64 inputs are
+    pooled two and three times. Global average pooling, dropout and a linear ``head`` follow.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+        Number of input channels (1 for grayscale, 3 for RGB).
+    n_classes : int, default=10
+        Number of output logits.
+    dropout : float, default=0.0
+        Dropout probability before the head (in [0, 1)); > 0 enables MC-dropout BALD.
+    width : int, default=32
+        Channels of the first stage.
+    random_state : int or None, default=None
+        Seed for the parameter initialisation (global torch RNG forked, not reseeded).
+
+    Attributes
+    ----------
+    features : nn.Sequential
+        The convolutional stages.
+    dropout : nn.Dropout
+    head : nn.Linear
+        The final layer, ``4·width`` features to ``n_classes`` logits.
+    input_mean, input_std, input_stats_fitted : torch.Tensor
+        Buffers of the input standardisation (see :meth:`set_input_stats`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 10,
+        dropout: float = 0.0,
+        width: int = 32,
+        *,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
+        check_positive_int(width, "width")
+        check_fraction(dropout, "dropout", high_inclusive=False)
+        self._init_input_stats(in_channels)
+        with _seeded(random_state):
+            self.stages = nn.ModuleList(
+                [
+                    nn.Sequential(_conv_bn_relu(c_in, c_out), _conv_bn_relu(c_out, c_out))
+                    for c_in, c_out in (
+                        (in_channels, width),
+                        (width, 2 * width),
+                        (2 * width, 4 * width),
+                    )
+                ]
+            )
+            self.pool = nn.MaxPool2d(2)
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Linear(4 * width, n_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (input of ``dropout`` and ``head``), shape ``(N, 4·width)``."""
+        x = self.standardize(x)
+        for stage in self.stages:
+            x = stage(x)
+            if min(x.shape[-2:]) >= _MIN_POOL_SIZE:
+                x = self.pool(x)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.forward_features(x)))
+
+
+class Backbone(_InputStandardization):
+    """A torchvision feature extractor with input standardisation, dropout and a new linear ``head``.
+
+    Built by :func:`make_backbone`; ``body`` is the torchvision model with its classifier replaced
+    by :class:`torch.nn.Identity`, so it returns the pooled penultimate features.
+    """
+
+    def __init__(
+        self, body: nn.Module, n_features: int, in_channels: int, n_classes: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self._init_input_stats(in_channels)
+        self.body = body
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_features, n_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.standardize(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.forward_features(x)))
+
+
+def _first_conv_name(name: str) -> str:
+    return {"resnet18": "conv1", "mobilenet_v2": "features.0.0"}[name]
+
+
+def _head_prefix(name: str) -> str:
+    return {"resnet18": "fc.", "mobilenet_v2": "classifier."}[name]
+
+
+def _adapt_conv_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Map an RGB first-conv kernel to ``in_channels`` inputs, keeping the response to a flat image."""
+    if weight.shape[1] == in_channels:
+        return weight
+    mean = weight.mean(dim=1, keepdim=True)
+    return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
+
+
+def _load_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights_path does not exist or is not a file (got {str(path)!r})")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"weights_path must hold a state dict (a mapping of tensors) (got {type(state).__name__})"
+        )
+    return state
+
+
+def make_backbone(
+    name: str,
+    *,
+    in_channels: int = 3,
+    n_classes: int,
+    weights_path: str | PathLike[str] | None = None,
+    dropout: float = 0.0,
+    random_state: int | None = None,
+) -> Backbone:
+    """Build a torchvision ``resnet18`` or ``mobilenet_v2`` with a new head, without downloading.
+
+    Parameters
+    ----------
+    name : {"resnet18", "mobilenet_v2"}
+        The torchvision architecture.
+    in_channels : int, default=3
+        Input channels. With loaded RGB weights the first convolution's kernel is averaged over
+        its input channels and repeated, scaled by ``3 / in_channels``.
+    n_classes : int
+        Number of output logits of the new ``head``.
+    weights_path : path or None, default=None
+        Local file with a state dict of the torchvision model (e.g. ImageNet weights the user
+        downloaded, or ``torchvision.models.resnet18().state_dict()`` saved with ``torch.save``).
+        Its classifier (``fc.*`` / ``classifier.*``) is ignored; every other key must match.
+        ``None`` keeps the random initialisation.
+    dropout : float, default=0.0
+        Dropout probability before the head.
+    random_state : int or None, default=None
+        Seed for the initialisation of every parameter that is not loaded.
+
+    Returns
+    -------
+    Backbone
+        A module with ``body``, ``dropout``, ``head`` and the input-standardisation buffers.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name``, or a state dict whose keys or shapes do not match the architecture.
+    FileNotFoundError
+        ``weights_path`` does not exist.
+    """
+    from torchvision import models
+
+    if name not in BACKBONES:
+        raise ValueError(f"name must be one of {list(BACKBONES)} (got {name!r})")
+    check_positive_int(in_channels, "in_channels")
+    check_positive_int(n_classes, "n_classes")
+    check_fraction(dropout, "dropout", high_inclusive=False)
+    state = _load_state_dict(weights_path) if weights_path is not None else None
+
+    with _seeded(random_state):
+        body = getattr(models, name)(weights=None)
+        conv_name = _first_conv_name(name)
+        parent_name, _, attr = conv_name.rpartition(".")
+        parent = body.get_submodule(parent_name) if parent_name else body
+        old: nn.Conv2d = getattr(parent, attr)
+        if in_channels != old.in_channels:
+            setattr(
+                parent,
+                attr,
+                nn.Conv2d(
+                    in_channels,
+                    old.out_channels,
+                    kernel_size=old.kernel_size,  # type: ignore[arg-type]
+                    stride=old.stride,  # type: ignore[arg-type]
+                    padding=old.padding,  # type: ignore[arg-type]
+                    bias=old.bias is not None,
+                ),
+            )
+        if name == "resnet18":
+            n_features = body.fc.in_features
+            body.fc = nn.Identity()
+        else:
+            n_features = body.classifier[-1].in_features
+            body.classifier = nn.Identity()  # its Dropout is replaced by ours
+        net = Backbone(body, n_features, in_channels, n_classes, dropout)
+
+    if state is not None:
+        prefix = _head_prefix(name)
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        key = conv_name + ".weight"
+        if key in state:
+            state[key] = _adapt_conv_weight(state[key], in_channels)
+        try:
+            body.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"weights_path {str(weights_path)!r} does not match torchvision {name}: {exc}"
+            ) from exc
+    return net
+
+
+def final_linear(module: nn.Module) -> nn.Linear:
+    """Return the final linear layer of a network: its ``head`` attribute.
+
+    This is the one supported way to find the layer whose per-sample gradients give VoG.
+    A custom network works with this library if it stores its last layer as ``head``.
+
+    Raises
+    ------
+    TypeError
+        The module has no ``head`` attribute, or it is not an :class:`torch.nn.Linear`.
+    """
+    head = getattr(module, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise TypeError(
+            f"{type(module).__name__} has no final linear layer: expected an attribute 'head' "
+            f"that is an nn.Linear (got {type(head).__name__}); store your last layer as "
+            "`self.head = nn.Linear(...)`"
+        )
+    return head
