@@ -26,8 +26,6 @@ Selectors: :func:`top_k` (the k best scores, ties broken by a seeded generator) 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import entr
-from scipy.stats import rankdata
 from sklearn.utils import check_random_state
 
 from modal_noisy._validation import check_choice, check_fraction, check_labels, check_positive_int
@@ -72,11 +70,12 @@ def _check_pred_probs(pred_probs: object, name: str = "pred_probs") -> np.ndarra
             raise ValueError(f"{name} must be numeric (got dtype {arr.dtype})")
         arr = arr.astype(np.float64)
     if arr.size:
-        if not np.isfinite(arr).all():
+        # one cheap reduction catches NaN/inf (they make the total non-finite); exact check after
+        if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
             raise ValueError(f"{name} must not contain NaN or infinity")
         if arr.min() < 0:
             raise ValueError(f"{name} must be >= 0 (got {float(arr.min())!r})")
-        sums = arr.sum(axis=1)
+        sums = _row_sums(arr)
         worst = int(np.argmax(np.abs(sums - 1)))
         if abs(float(sums[worst]) - 1) > _ROW_SUM_ATOL:
             raise ValueError(
@@ -84,6 +83,37 @@ def _check_pred_probs(pred_probs: object, name: str = "pred_probs") -> np.ndarra
                 "pass probabilities, not logits"
             )
     return arr
+
+
+def _row_sums(arr: np.ndarray) -> np.ndarray:
+    # a matrix-vector product is ~10x faster than sum(axis=1) over a short last axis
+    return arr @ np.ones(arr.shape[1], dtype=arr.dtype)
+
+
+def _row_max(arr: np.ndarray) -> np.ndarray:
+    # column by column: vectorised over samples instead of a reduction over a short last axis
+    out = arr[:, 0].copy()
+    for j in range(1, arr.shape[1]):
+        np.maximum(out, arr[:, j], out=out)
+    return out
+
+
+def _top2(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and second-largest value of each row (ties count twice), column by column."""
+    first = np.maximum(arr[:, 0], arr[:, 1])
+    second = np.minimum(arr[:, 0], arr[:, 1])
+    for j in range(2, arr.shape[1]):
+        col = arr[:, j]
+        np.maximum(second, np.minimum(first, col), out=second)
+        np.maximum(first, col, out=first)
+    return first, second
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    # p log p with 0 log 0 = 0: clipping at the smallest normal float leaves p * log(p) = 0 there
+    log_p = np.log(np.maximum(p, np.finfo(p.dtype).tiny))
+    log_p *= p
+    return -_row_sums(log_p)
 
 
 def _check_scores(scores: object, name: str = "scores") -> np.ndarray:
@@ -151,7 +181,7 @@ def entropy_scores(pred_probs: object) -> np.ndarray:
         Values in ``[0, log n_classes]``.
     """
     p = _check_pred_probs(pred_probs)
-    return entr(p).sum(axis=1)
+    return np.maximum(_entropy(p), 0)
 
 
 def margin_scores(pred_probs: object) -> np.ndarray:
@@ -170,9 +200,8 @@ def margin_scores(pred_probs: object) -> np.ndarray:
         Values in ``[0, 1]``.
     """
     p = _check_pred_probs(pred_probs)
-    k = p.shape[1]
-    top2 = np.partition(p, k - 2, axis=1)[:, k - 2 :]
-    return top2[:, 1] - top2[:, 0]
+    first, second = _top2(p)
+    return first - second
 
 
 def least_confidence_scores(pred_probs: object) -> np.ndarray:
@@ -190,7 +219,7 @@ def least_confidence_scores(pred_probs: object) -> np.ndarray:
         Values in ``[0, 1 - 1/n_classes]``.
     """
     p = _check_pred_probs(pred_probs)
-    return 1 - p.max(axis=1)
+    return 1 - _row_max(p)
 
 
 def bald_scores(mc_pred_probs: object) -> np.ndarray:
@@ -217,12 +246,18 @@ def bald_scores(mc_pred_probs: object) -> np.ndarray:
         )
     if mc.shape[0] < 2:
         raise ValueError(f"mc_pred_probs must hold at least 2 passes (got {mc.shape[0]})")
-    _check_pred_probs(mc.reshape(-1, mc.shape[2]), "mc_pred_probs")
     if not np.issubdtype(mc.dtype, np.floating):
         mc = mc.astype(np.float64)
-    mean_entropy = entr(mc).sum(axis=2).mean(axis=0)
-    entropy_of_mean = entr(mc.mean(axis=0)).sum(axis=1)
-    return np.maximum(entropy_of_mean - mean_entropy, 0)
+    # one pass at a time: temporaries stay O(n_samples * n_classes) however many passes there are
+    mean_probs = np.zeros(mc.shape[1:], dtype=mc.dtype)
+    mean_entropy = np.zeros(mc.shape[1], dtype=mc.dtype)
+    for t in range(mc.shape[0]):
+        p_t = _check_pred_probs(mc[t], f"mc_pred_probs[{t}]")
+        mean_probs += p_t
+        mean_entropy += _entropy(p_t)
+    mean_probs /= mc.shape[0]
+    mean_entropy /= mc.shape[0]
+    return np.maximum(_entropy(mean_probs) - mean_entropy, 0)
 
 
 def label_quality_scores(
@@ -263,7 +298,17 @@ def _percentile_ranks(values: np.ndarray) -> np.ndarray:
     n = len(values)
     if n == 1:
         return np.full(1, 0.5)
-    return (rankdata(values, method="average") - 1) / (n - 1)
+    # scipy.stats.rankdata(method="average") - 1, about 3x faster: one argsort, then runs of ties
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_run = np.empty(n, dtype=bool)
+    starts_run[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
+    starts = np.flatnonzero(starts_run)
+    ends = np.append(starts[1:], n)
+    ranks = np.empty(n)
+    ranks[order] = np.repeat((starts + ends - 1) / 2, ends - starts)
+    return ranks / (n - 1)
 
 
 def vog_noisy_scores(loss: object, vog: object, *, mix_ratio: float = 0.5) -> np.ndarray:

@@ -42,6 +42,31 @@ def test_margin_and_least_confidence_hand_values():
     np.testing.assert_allclose(scoring.least_confidence_scores(P), [0.5, 0.2, 0.0])
 
 
+def test_margin_counts_a_tie_for_first_twice():
+    np.testing.assert_allclose(scoring.margin_scores([[0.5, 0.0, 0.5], [0.2, 0.4, 0.4]]), [0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_vectorised_scorers_match_textbook_formulas(dtype):
+    from scipy.special import entr
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(7, 0.3), size=2000).astype(dtype)
+    p[:5, 1:] = 0  # exact zeros and ones
+    p[:5, 0] = 1
+    p /= p.sum(axis=1, keepdims=True)
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(scoring.entropy_scores(p), entr(p.astype(float)).sum(1), **tol)
+    top2 = np.sort(p, axis=1)[:, -2:]
+    np.testing.assert_allclose(scoring.margin_scores(p), top2[:, 1] - top2[:, 0], **tol)
+    np.testing.assert_allclose(scoring.least_confidence_scores(p), 1 - p.max(1), **tol)
+    loss = np.round(rng.random(2000), 2)  # many ties
+    vog = rng.random(2000)
+    expected = 0.3 * (rankdata(loss) - 1) / 1999 + 0.7 * (rankdata(vog) - 1) / 1999
+    np.testing.assert_allclose(scoring.vog_noisy_scores(loss, vog, mix_ratio=0.7), expected)
+
+
 def test_bald_scores_hand_values():
     mc = np.array(
         [
