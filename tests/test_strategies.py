@@ -397,5 +397,22 @@ def test_public_names_are_exported():
     import modal_noisy
 
     for name in strategies.__all__:
-        if name not in {"STRATEGIES", "get_strategy"}:
-            assert getattr(modal_noisy, name) is getattr(strategies, name)
+        assert getattr(modal_noisy, name) is getattr(strategies, name)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_strategies_on_cuda(data):
+    X, y = data
+    net = _make_net(device="cuda").fit(X, y)
+    net.module_.train()
+    flags = _flags(net.module_)
+    cpu_rng, cuda_rng = torch.get_rng_state().clone(), torch.cuda.get_rng_state().clone()
+    for strategy in (bald_query, coreset_query, entropy_query):
+        a = strategy(net, X[POOL], 10, random_state=0)
+        np.testing.assert_array_equal(a, strategy(net, X[POOL], 10, random_state=0))
+    assert _flags(net.module_) == flags
+    assert torch.equal(torch.get_rng_state(), cpu_rng)
+    assert torch.equal(torch.cuda.get_rng_state(), cuda_rng)
+    mc = _inference.mc_dropout_proba(net, X[:64], n_passes=3, seed=0)
+    assert mc.shape == (3, 64, 10) and not np.allclose(mc[0], mc[1])
