@@ -57,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "cleanlab_query": "strategies",
     "random_query": "strategies",
     "class_balanced": "strategies",
+    "get_strategy": "strategies",
+    "STRATEGIES": "strategies",
     # cleaning.py, oracles.py, metrics.py
     "ActiveLabelCleaner": "cleaning",
     "SimulatedOracle": "oracles",
