@@ -4,19 +4,17 @@ Everything here is numpy in, numpy out (no torch), so scoring a pool of a millio
 precomputed probabilities never touches a network. Every scorer documents which direction means
 "query first":
 
-=============================  ==============================  ================
-scorer                         what it measures                query first
-=============================  ==============================  ================
-:func:`loss_scores`            cross-entropy of the given      highest
-                               label
-:func:`entropy_scores`         predictive entropy              highest
-:func:`margin_scores`          top-1 minus top-2 probability   lowest
-:func:`least_confidence_scores` 1 − top-1 probability          highest
-:func:`bald_scores`            mutual information (MC          highest
-                               dropout)
-:func:`label_quality_scores`   cleanlab label quality          lowest
-:func:`vog_noisy_scores`       rank mix of loss and VoG        highest
-=============================  ==============================  ================
+=================================  ===================================  ===========
+scorer                             what it measures                     query first
+=================================  ===================================  ===========
+:func:`loss_scores`                cross-entropy of the given label     highest
+:func:`entropy_scores`             predictive entropy                   highest
+:func:`margin_scores`              top-1 minus top-2 probability        lowest
+:func:`least_confidence_scores`    1 − top-1 probability                highest
+:func:`bald_scores`                mutual information (MC dropout)      highest
+:func:`label_quality_scores`       cleanlab label quality               lowest
+:func:`vog_noisy_scores`           rank mix of loss and VoG             highest
+=================================  ===================================  ===========
 
 Selectors: :func:`top_k` (the k best scores, ties broken by a seeded generator) and
 :func:`kcenter_greedy` (greedy k-centre core-set, O(N) memory). Arguments follow one order throughout:
@@ -320,6 +318,11 @@ def vog_noisy_scores(loss: object, vog: object, *, mix_ratio: float = 0.5) -> np
     and a large VoG (the sample's gradient never settled, as for atypical and mislabelled samples,
     Agarwal et al. 2022). This is the mirror image of phase 1's clean selection, which keeps small
     loss and small VoG.
+
+    The direction is empirical: on digits (10× long-tailed, 40% noise) the last-layer VoG of a CNN
+    was 1.5× higher for mislabelled samples, but for a linear softmax model (fixed features, so VoG
+    only tracks the changing ``p_y``) it was the correctly labelled samples, still being learned,
+    that had the higher VoG. Use a network's VoG here.
 
     Parameters
     ----------

@@ -651,9 +651,10 @@ def class_balanced(strategy: Strategy, *, by: str = "auto") -> Strategy:
     -------
     callable
         A strategy with the same contract. Per-sample keywords (``labels``, ``pred_probs``,
-        ``vog``, ``pool_indices``, ``features``, ``mc_pred_probs``) are sliced per class; for a
-        built-in strategy the pool's VoG is resolved once beforehand, so ``vog_noisy_query`` on a
-        pool that is the training set still works per class.
+        ``vog``, ``pool_indices``, ``features``, ``mc_pred_probs``) are sliced per class. For
+        ``vog_noisy_query`` the pool's VoG is resolved once beforehand (from ``vog=``, or
+        ``vog_[pool_indices]``, or ``vog_`` itself), so a pool that is the whole training set still
+        works per class.
     """
     check_choice(by, "by", ("auto", "labels", "predicted"))
     if not callable(strategy):
