@@ -1,7 +1,16 @@
 """skorch side of modal-noisy: training recipe, callbacks and the co-teaching classifier."""
 
+from modal_noisy.training._coteaching import CoTeachingClassifier
 from modal_noisy.training._recipe import recommended_net_kwargs
 from modal_noisy.training._schedule import CosineLR
 from modal_noisy.training._standardize import InputStandardizer
+from modal_noisy.training.callbacks import SelectionMonitor, VoGTracker
 
-__all__ = ["CosineLR", "InputStandardizer", "recommended_net_kwargs"]
+__all__ = [
+    "CoTeachingClassifier",
+    "CosineLR",
+    "InputStandardizer",
+    "SelectionMonitor",
+    "VoGTracker",
+    "recommended_net_kwargs",
+]

@@ -26,7 +26,7 @@ from modal_noisy._validation import (
     check_same_length,
 )
 from modal_noisy.training._indexed import IndexedDataset, split_index
-from modal_noisy.training._noise_rate import estimate_class_noise_rates, estimate_noise_rate
+from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._seeding import draw_seeds, torch_seed
 from modal_noisy.training._selection import (
     forget_rate_at,
@@ -87,6 +87,11 @@ class _RunState:
         self.sel1 = torch.zeros(n, dtype=torch.bool, device=device)
         self.sel2 = torch.zeros(n, dtype=torch.bool, device=device)
         self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+        # running sums over epochs for the noise estimates (averages damp late memorisation)
+        self.prob = torch.zeros(n, n_classes, **f32)
+        self.prob_sum = torch.zeros(n, n_classes, **f32)
+        self.loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
+        self.epochs_seen = torch.zeros(n, dtype=torch.long, device=device)
         self.is_train = torch.zeros(n, dtype=torch.bool, device=device)
         self.vog1 = self.vog2 = None
         self.vog_values1 = torch.zeros(n, **f32)
@@ -235,6 +240,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
     backward pass of both networks, then steps both optimizers.
     """
 
+    _PLATEAU_TOL = 0.02
+
     def __init__(
         self,
         module: Any,
@@ -298,9 +305,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         if isinstance(X, torch.Tensor):
             if not bool(torch.isfinite(X).all()):
                 n_bad = int((~torch.isfinite(X)).sum())
-                raise ValueError(
-                    f"X must not contain NaN or infinity (got {n_bad} non-finite values)"
-                )
+                raise ValueError(f"X must not contain NaN or infinity (got {n_bad} non-finite values)")
         elif isinstance(X, np.ndarray) or not isinstance(X, (Mapping, list, tuple)):
             X = check_finite_array(X, "X")
         if y is None:
@@ -316,8 +321,16 @@ class CoTeachingClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------ initialisation
     def initialize(self) -> CoTeachingClassifier:
         self._validate_hyperparams()
-        for name in ("noise_rate_", "class_noise_rates_", "clean_mask_", "sample_loss_", "vog_"):
+        for name in (
+            "noise_rate_",
+            "class_noise_rates_",
+            "clean_mask_",
+            "sample_loss_",
+            "vog_",
+            "estimates_frozen_",
+        ):
             self.__dict__.pop(name, None)
+        self.noise_estimates_: list[float] = []
         super().initialize()
         self.run_state_: _RunState | None = None
         self.inference_networks_ = 2
@@ -414,9 +427,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         with capture_input(_final_linear(module)) as cap:
             logits = self._call(module, x, fit_params)
         if cap.value is None:
-            raise RuntimeError(
-                f"{type(module).__name__}.forward did not call its final layer 'head'"
-            )
+            raise RuntimeError(f"{type(module).__name__}.forward did not call its final layer 'head'")
         return logits, cap.value
 
     def _per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -432,9 +443,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
 
     def _grad(self, logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         crit = self.criterion_
-        return last_layer_grad(
-            logits, h, y, class_weight=crit.weight, label_smoothing=crit.label_smoothing
-        )
+        return last_layer_grad(logits, h, y, class_weight=crit.weight, label_smoothing=crit.label_smoothing)
 
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
         """Logits of network 1 plus (unless fine-tuned) network 2 for a batch."""
@@ -525,7 +534,9 @@ class CoTeachingClassifier(NeuralNetClassifier):
         with torch.no_grad():
             state.loss1[index] = loss1.detach().float()
             state.loss2[index] = loss2.detach().float()
-            state.pred[index] = (logits1.detach() + logits2.detach()).argmax(1)
+            summed = (logits1.detach() + logits2.detach()).float()
+            state.pred[index] = summed.argmax(1)
+            state.prob[index] = torch.softmax(summed, dim=1)
             state.label[index] = y
             state.sel1[index] = sel1
             state.sel2[index] = sel2
@@ -621,9 +632,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         super().on_epoch_begin(net, dataset_train=dataset_train, **kwargs)
         epoch = len(self.history) - 1
         state = self.run_state_
-        self.epoch_forget_rate_ = forget_rate_at(
-            epoch, self.noise_rate_, self.num_gradual, self.exponent
-        )
+        self.epoch_forget_rate_ = forget_rate_at(epoch, self.noise_rate_, self.num_gradual, self.exponent)
         ramp = forget_rate_at(epoch, 1.0, self.num_gradual, self.exponent)
         rates = getattr(self, "class_noise_rates_", None)
         if rates is None or len(rates) != state.n_classes:
@@ -660,16 +669,40 @@ class CoTeachingClassifier(NeuralNetClassifier):
         super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
 
     def _update_estimates(self, epoch: int) -> None:
+        """Update the noise estimates from this epoch's training pass, until they are frozen.
+
+        Both estimates use per-sample averages over the epochs so far. They are frozen at the first
+        epoch >= 2 whose overall estimate moved by less than ``_PLATEAU_TOL`` (the end of early
+        learning: later, memorised noisy samples pull every estimate down) and at the latest at the
+        end of the forget-rate ramp.
+        """
         state = self.run_state_
-        seen = state.seen.cpu().numpy()
-        if not seen.any():
+        seen_t = state.seen
+        if not bool(seen_t.any()):
             return
-        labels = state.label.cpu().numpy()[seen]
-        preds = state.pred.cpu().numpy()[seen]
-        self.class_noise_rates_ = estimate_class_noise_rates(labels, preds, state.n_classes)
-        if self.forget_rate == "auto" and epoch < self.num_gradual:
-            losses = (state.loss1 + state.loss2).cpu().numpy()[seen] / 2
-            self.noise_rate_ = estimate_noise_rate(losses)
+        state.loss_sum[seen_t] += ((state.loss1 + state.loss2).double() / 2)[seen_t]
+        state.prob_sum[seen_t] += state.prob[seen_t]
+        state.epochs_seen[seen_t] += 1
+        if getattr(self, "estimates_frozen_", False):
+            return
+        train = state.is_train & (state.epochs_seen > 0)
+        epochs = state.epochs_seen[train].unsqueeze(1)
+        labels = state.label[train].cpu().numpy()
+        cum_loss = (state.loss_sum[train] / epochs.squeeze(1)).cpu().numpy()
+        cum_prob = (state.prob_sum[train] / epochs).cpu().numpy()
+        estimate = float(noisy_posterior(cum_loss).mean())
+        previous = self.noise_estimates_[-1] if self.noise_estimates_ else None
+        self.noise_estimates_.append(estimate)
+        level = estimate if self.forget_rate == "auto" else float(self.forget_rate)
+        shape = class_noise_rates(labels, cum_prob)
+        counts = np.bincount(labels, minlength=state.n_classes)
+        mean_shape = float((shape * counts).sum() / max(counts.sum(), 1))
+        rates = shape * (level / mean_shape) if mean_shape > 0 else np.full_like(shape, level)
+        self.noise_rate_ = level
+        self.class_noise_rates_ = np.clip(rates, 0.0, 1.0)
+        plateau = epoch >= 2 and previous is not None and abs(estimate - previous) < self._PLATEAU_TOL
+        if plateau or epoch >= max(self.num_gradual, 3) - 1:
+            self.estimates_frozen_ = True
 
     def _publish(self) -> None:
         state = self.run_state_
@@ -725,9 +758,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         (seed,) = draw_seeds(self.random_state, 1)
         seed = (seed + 104729 * (calls + 1)) % np.iinfo(np.int32).max
         module = self.module_
-        optimizer = torch.optim.SGD(
-            module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+        optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         losses = []
         with torch_seed(seed, self.device):
@@ -837,4 +868,3 @@ class CoTeachingClassifier(NeuralNetClassifier):
         for name in ("loader_generator_", "select_generator_"):
             state.pop(name, None)
         return state
-
