@@ -172,6 +172,8 @@ def build_cross_entropy(
         SmallCNN,
         module__in_channels=experiment.in_channels,
         module__n_classes=experiment.n_classes,
+        # SmallCNN returns logits: skorch's default NLLLoss would take their log (NaN losses)
+        criterion=torch.nn.CrossEntropyLoss,
         device=device,
         **kwargs,
     )
@@ -195,3 +197,7 @@ class _Seeded:
 
     def predict_proba(self, X):
         return self.net.predict_proba(X)
+
+    def predict(self, X):
+        # cleanlab's CleanLearning requires fit, predict_proba and predict
+        return self.net.predict(X)
