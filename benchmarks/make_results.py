@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BENCH_DIR, RESULTS_DIR, load_json, mean_std  # noqa: E402
+from _common import BENCH_DIR, RESULTS_DIR, load_json, mean_std
 
 METHOD_LABELS = {
     "clean_ceiling": "clean-label ceiling (CE on true labels)",
@@ -150,7 +150,7 @@ def phase1_tables(p1: list[dict], figures: list[str]) -> list[str]:
             cells = [fmt([_get(r, "selection", "clean_retention", c) for r in rs], ".2f")
                      for c in range(len(counts))]
             lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
-        lines += [""] + verdict_lines(by_method, rarest) + [""]
+        lines += ["", *verdict_lines(by_method, rarest), ""]
         png = retention_figure(dataset, kind, rate, epochs, by_method, counts)
         if png:
             figures.append(png)
@@ -382,7 +382,7 @@ def cleaning_figure(dataset, kind, rate, frac, records) -> str | None:
     ax1.legend(fontsize=6)
     fig.suptitle(f"{dataset}, {kind} {rate:g}, budget {frac:.0%} (mean over seeds)")
     fig.tight_layout()
-    name = f"cleaning_{dataset}_{kind}{rate:g}_b{int(round(frac * 100))}.png"
+    name = f"cleaning_{dataset}_{kind}{rate:g}_b{round(frac * 100)}.png"
     fig.savefig(RESULTS_DIR / name, dpi=110)
     plt.close(fig)
     return name
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> Path:
     lines += phase2_tables(p1, p2, figures) or ["(no phase-2 results yet)", ""]
     lines += ["## Speed", ""]
     lines += speed_tables(speeds) or ["(no speed results yet)", ""]
-    lines += ["## What the full grid would cost", ""] + cost_lines(p1, p2) + [""]
+    lines += ["## What the full grid would cost", "", *cost_lines(p1, p2), ""]
     lines += ["## Provenance: the exact commands and package versions", ""]
     for f in files:
         h = f["header"]
