@@ -341,7 +341,7 @@ def retention_figure(dataset, kind, rate, epochs, by_method, counts) -> str | No
     plt = _plt()
     n_classes = len(counts)
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * n_classes), 3.6))
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * n_classes) + 3, 3.6))
     for i, m in enumerate(methods):
         means = [mean_std([_get(r, "selection", "clean_retention", c) for r in by_method[m]])[0]
                  for c in range(n_classes)]
@@ -353,7 +353,7 @@ def retention_figure(dataset, kind, rate, epochs, by_method, counts) -> str | No
     ax.set_ylabel("clean retention")
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{dataset}, {kind} {rate:g}: share of each class's clean samples kept")
-    ax.legend(fontsize=6, ncol=2, loc="lower left")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     name = f"retention_{dataset}_{kind}{rate:g}_e{epochs}.png"
     fig.savefig(RESULTS_DIR / name, dpi=110)
@@ -363,7 +363,7 @@ def retention_figure(dataset, kind, rate, epochs, by_method, counts) -> str | No
 
 def cleaning_figure(dataset, kind, rate, frac, records) -> str | None:
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
     for strat, label in STRATEGY_LABELS.items():
         rs = [r for r in records if r["strategy"] == strat]
         if not rs:
@@ -379,7 +379,7 @@ def cleaning_figure(dataset, kind, rate, frac, records) -> str | None:
     ax1.set_ylabel("test balanced accuracy")
     ax2.set_xlabel("labels spent")
     ax2.set_ylabel("noisy labels remaining")
-    ax1.legend(fontsize=6)
+    ax2.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{dataset}, {kind} {rate:g}, budget {frac:.0%} (mean over seeds)")
     fig.tight_layout()
     name = f"cleaning_{dataset}_{kind}{rate:g}_b{round(frac * 100)}.png"
@@ -416,6 +416,58 @@ def cost_lines(p1: list[dict], p2: list[dict]) -> list[str]:
     return lines
 
 
+FULL_DATASETS = {"digits-LT": 5, "RetinaMNIST": 4, "HAM10000-8x8": 5}
+FULL_QUALITY = (
+    ".venv/bin/python benchmarks/quality.py --datasets digits retinamnist hmnist "
+    "--noise symmetric:0.2 symmetric:0.4 symmetric:0.6 symmetric:0.8 pair:0.3 --seeds 0 1 2 "
+    "--epochs 40 --phase2-datasets digits-LT RetinaMNIST HAM10000-8x8 --tag full"
+)
+FULL_SPEED = (
+    ".venv/bin/python benchmarks/speed.py --datasets digits hmnist retinamnist --epochs 20 --repeats 3"
+)
+
+
+def scope_lines(p1: list[dict], p2: list[dict]) -> list[str]:
+    """What ran (from the records themselves) and what the full grid adds."""
+    lines = [
+        "| data | noise | epochs (ramp) | phase-1 methods | seeds | phase-2 strategies × budgets × seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in p1:
+        groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"], r["num_gradual"])].append(r)
+    for (dataset, kind, rate, epochs, ramp), rs in sorted(groups.items()):
+        methods = sorted({r["method"] for r in rs}, key=METHOD_ORDER.index)
+        seeds = sorted({r["seed"] for r in rs})
+        incomplete = [m for m in methods if len({r["seed"] for r in rs if r["method"] == m}) < len(seeds)]
+        q = [r for r in p2 if (r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"]) ==
+             (dataset, kind, rate, epochs)]
+        p2_text = (f"{len({r['strategy'] for r in q})} × {sorted({r['budget_fraction'] for r in q})} × "
+                   f"{len({r['seed'] for r in q})}" if q else "not run")
+        lines.append(
+            f"| {dataset} | {kind} {rate:g} | {epochs} ({ramp}) | {len(methods)}"
+            + (f" (fewer seeds: {', '.join(incomplete)})" if incomplete else "")
+            + f" | {seeds} | {p2_text} |"
+        )
+    ran = {(r["dataset"], r["noise_kind"], r["noise_rate"]) for r in p1}
+    missing = [f"{d} ({n} settings, {n - sum(1 for x in ran if x[0] == d)} not run)"
+               for d, n in FULL_DATASETS.items()]
+    lines += [
+        "",
+        "**Not run here** (2 shared CPU cores, about 2 hours): symmetric 0.2 / 0.6 / 0.8 and pair 0.3 "
+        "noise on every data set; more seeds where the table shows fewer than 3; phase 2 on the medical "
+        "sets; the paper's 40–50 epochs on the medical sets. Full grid per data set: "
+        + "; ".join(missing) + ". Commands for the full runs:",
+        "",
+        f"    {FULL_QUALITY}",
+        f"    {FULL_SPEED}",
+        "",
+        "Quick checks (each <= 10 min on 2 cores): `.venv/bin/python benchmarks/quality.py --quick` and "
+        "`.venv/bin/python benchmarks/speed.py --quick`. Then `.venv/bin/python benchmarks/make_results.py`.",
+    ]
+    return lines
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -435,6 +487,7 @@ def main(argv: list[str] | None = None) -> Path:
     commentary = RESULTS_DIR / "commentary.md"
     if commentary.is_file():
         lines += ["## Reading the numbers", "", commentary.read_text().strip(), ""]
+    lines += ["## What ran", "", *scope_lines(p1, p2), ""]
     lines += ["## Table 1 — phase 1: who keeps which samples", ""]
     lines += phase1_tables(p1, figures) or ["(no phase-1 results yet)", ""]
     lines += ["## Table 2 — after phase 2 (active label cleaning)", ""]
