@@ -452,6 +452,10 @@ class ActiveLabelCleaner:
         if y_true is not None:
             is_noisy = y_noisy != y_true
             summary["true_noise_rate"] = float(is_noisy.mean())
+            # the base rate a query strategy must beat: the share of wrong labels in the noisy pool
+            summary["noisy_pool_noise_rate"] = (
+                float(is_noisy[~clean_mask].mean()) if (~clean_mask).any() else 0.0
+            )
             summary["selection"] = selection_metrics(clean_mask, is_noisy, y_true, n_classes=n_classes)
         return summary
 

@@ -1,0 +1,237 @@
+"""Phase 2: ActiveLabelCleaner — the loop, the journal's crash safety and resume, input checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modal_noisy._experiment import build_coteaching, load_experiment
+from modal_noisy._journal import RelabelJournal
+from modal_noisy.cleaning import ActiveLabelCleaner
+from modal_noisy.oracles import SimulatedOracle
+from modal_noisy.training import CoTeachingClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A tiny but complete run: 8 phase-1 epochs, 3 rounds of 20 labels, 3 recalibration epochs.
+TINY = dict(budget_per_round=20, rounds=3, recalibration_epochs=3, random_state=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    return load_experiment("digits", noise_rate=0.4, random_state=0)
+
+
+def _tiny_estimator(experiment, cls=CoTeachingClassifier):
+    est = build_coteaching(experiment, max_epochs=8, random_state=0, verbose=0)
+    if cls is not CoTeachingClassifier:
+        est = cls(**est.get_params(deep=False))
+    return est
+
+
+def _fit_kwargs(experiment):
+    return dict(X_val=experiment.X_val, y_val=experiment.y_val, X_test=experiment.X_test, y_test=experiment.y_test)
+
+
+class _NoTraining(CoTeachingClassifier):
+    """Fails loudly if any training starts: input errors must come before any work."""
+
+    def fit(self, X, y=None, **fit_params):
+        raise AssertionError("training started before the input was checked")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"budget_per_round": 10_000}, r"budget_per_round must be <= the number of training samples \(got 10000"),
+        ({"budget_per_round": 200, "rounds": 3}, r"budget_per_round \* rounds must be <= .*200 \* 3 = 600"),
+        ({"rounds": 0}, r"rounds must be >= 1 \(got 0\)"),
+        ({"budget_per_round": 0}, r"budget_per_round must be >= 1 \(got 0\)"),
+        ({"recalibration_epochs": -1}, r"recalibration_epochs must be >= 1 \(got -1\)"),
+        ({"strategy": "uncertainty"}, r"strategy must be one of .*'entropy'.*'vog'.* \(got 'uncertainty'\)"),
+    ],
+    ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "unknown-strategy"],
+)
+def test_bad_settings_rejected_before_any_work(experiment, change, message):
+    settings = {**TINY, **change}
+    strategy = settings.pop("strategy", "vog")
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment, _NoTraining), strategy, **settings)
+    with pytest.raises(ValueError, match=message):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    **_fit_kwargs(experiment))
+
+
+def test_bad_validation_labels_rejected(experiment):
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment, _NoTraining), **TINY)
+    y_val = experiment.y_val.copy()
+    y_val[0] = 10
+    with pytest.raises(ValueError, match=r"y_val must lie in \[0, 10\) .*got label 10"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    X_val=experiment.X_val, y_val=y_val)
+    with pytest.raises(ValueError, match=r"X_val and y_val must have the same length"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    X_val=experiment.X_val, y_val=experiment.y_val[:-1])
+
+
+def test_foreign_journal_refused(experiment, tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    RelabelJournal(journal).start("0" * 64, ActiveLabelCleaner(None, **TINY)._settings())
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment, _NoTraining), journal=journal, **TINY)
+    with pytest.raises(ValueError, match="different data set"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    **_fit_kwargs(experiment))
+
+
+def test_unseeded_estimator_with_journal_refused(experiment, tmp_path):
+    est = _tiny_estimator(experiment, _NoTraining).set_params(random_state=None)
+    cleaner = ActiveLabelCleaner(est, journal=tmp_path / "j.jsonl", **TINY)
+    with pytest.raises(ValueError, match=r"estimator.random_state must be an integer .*\(got None\)"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    **_fit_kwargs(experiment))
+
+
+@pytest.fixture(scope="module")
+def reference_run(experiment, tmp_path_factory):
+    """One uninterrupted tiny run with a journal: the ground truth for the resume tests."""
+    journal = tmp_path_factory.mktemp("reference") / "journal.jsonl"
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, **TINY)
+    started = time.perf_counter()
+    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                         **_fit_kwargs(experiment))
+    return cleaner, report, journal, time.perf_counter() - started
+
+
+def test_only_queried_samples_get_oracle_labels(experiment, reference_run):
+    cleaner, report, _, _ = reference_run
+    changed = cleaner.labels_ != experiment.y_given
+    # no oracle leak: phase-1 clean samples keep their given labels, changes happen only where asked
+    assert not np.any(changed & ~cleaner.relabelled_mask_)
+    assert np.array_equal(cleaner.labels_[cleaner.relabelled_mask_],
+                          experiment.y_true[cleaner.relabelled_mask_])
+    assert not np.any(cleaner.relabelled_mask_ & cleaner.clean_mask_)
+    assert cleaner.relabelled_mask_.sum() == report.rounds[-1]["labels_spent"] == 60
+    spent = [entry["labels_spent"] for entry in report.rounds]
+    assert spent == [0, 20, 40, 60]
+    noisy = [entry["noisy_remaining"] for entry in report.rounds]
+    assert all(later <= earlier for earlier, later in zip(noisy, noisy[1:], strict=False))
+
+
+def test_journal_holds_every_answer(experiment, reference_run):
+    cleaner, _, journal, _ = reference_run
+    state = RelabelJournal(journal).read()
+    recorded = {index: label for pairs in state.relabels.values() for index, label in pairs}
+    assert sorted(recorded) == np.flatnonzero(cleaner.relabelled_mask_).tolist()
+    assert all(cleaner.labels_[index] == label for index, label in recorded.items())
+
+
+def test_fit_refuses_a_journal_with_relabels(experiment, reference_run):
+    _, _, journal, _ = reference_run
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment, _NoTraining), journal=journal, **TINY)
+    with pytest.raises(ValueError, match=r"already holds 60 relabels; continue it with .*resume"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    **_fit_kwargs(experiment))
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, {tests!r})
+    import test_cleaning as t
+    from modal_noisy.cleaning import ActiveLabelCleaner
+    from modal_noisy.oracles import SimulatedOracle
+    experiment = t.load_experiment("digits", noise_rate=0.4, random_state=0)
+    cleaner = ActiveLabelCleaner(t._tiny_estimator(experiment), journal={journal!r}, **t.TINY)
+    print("started", flush=True)
+    cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                **t._fit_kwargs(experiment))
+    print("finished", flush=True)
+    """
+)
+
+
+def _comparable(report):
+    keys = ("round", "labels_spent", "relabel_precision", "noisy_remaining", "balanced_accuracy",
+            "macro_f1", "mcc", "test_balanced_accuracy")
+    return [{key: entry[key] for key in keys} for entry in report.rounds]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(experiment, reference_run, tmp_path):
+    reference, reference_report, _, duration = reference_run
+    journal = tmp_path / "journal.jsonl"
+    script = _CHILD.format(tests=str(REPO / "tests"), journal=str(journal))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "started"
+    # a random moment inside the run (seeded, so a failure can be replayed)
+    delay = np.random.default_rng(int(os.environ.get("KILL_SEED", "0"))).uniform(0.2, 1.0) * duration
+    time.sleep(delay)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    before = RelabelJournal(journal).read().relabels if journal.exists() else {}
+
+    if journal.exists():
+        cleaner, report = ActiveLabelCleaner.resume(
+            journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
+            SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
+        )
+    else:  # killed before the journal header was written: a fresh start is the resume
+        cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, **TINY)
+        report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                             **_fit_kwargs(experiment))
+    after = RelabelJournal(journal).read().relabels
+    for round_index, pairs in before.items():
+        assert after[round_index] == pairs, f"journalled round {round_index} changed on resume"
+    assert np.array_equal(cleaner.labels_, reference.labels_)
+    assert _comparable(report) == _comparable(reference_report)
+
+
+def test_resume_of_finished_run_replays_without_oracle(experiment, reference_run):
+    reference, reference_report, journal, _ = reference_run
+
+    def no_oracle(indices, **_):
+        raise AssertionError("the oracle was asked again for journalled samples")
+
+    cleaner, report = ActiveLabelCleaner.resume(
+        journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given, no_oracle,
+        y_true=experiment.y_true, **_fit_kwargs(experiment),
+    )
+    assert np.array_equal(cleaner.labels_, reference.labels_)
+    assert _comparable(report) == _comparable(reference_report)
+
+
+@pytest.mark.slow
+def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
+    """The `modal-noisy demo` setting end to end, through the console script.
+
+    Measured (seed 0, CPU): plain cross-entropy 0.80, phase 1 0.88, after 150 expert labels 0.90
+    validation balanced accuracy; relabel precision of the default strategy 0.97 against a noisy-pool
+    base rate of about 0.6.
+    """
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("modal-noisy")), "demo", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| round |" in result.stdout and f"report written to {out.resolve()}" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    baseline = report["phase1"]["baseline_balanced_accuracy"]
+    phase1 = report["rounds"][0]["balanced_accuracy"]
+    final = report["rounds"][-1]["balanced_accuracy"]
+    assert final > phase1 > baseline, (baseline, phase1, final)
+    spent = report["rounds"][-1]["labels_spent"]
+    precision = np.mean([r["relabel_precision"] for r in report["rounds"][1:]])
+    pool_noise = report["phase1"]["noisy_pool_noise_rate"]
+    assert precision > pool_noise + 0.2, (precision, pool_noise, spent)
+    for name in ("cleaning_curve.png", "class_retention.png", "rounds.csv"):
+        assert (out / name).stat().st_size > 0
