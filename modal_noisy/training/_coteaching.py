@@ -32,7 +32,6 @@ from modal_noisy.training._selection import (
     forget_rate_at,
     select_samples,
     split_keep,
-    stochastic_round,
 )
 from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
 
@@ -91,11 +90,15 @@ class _RunState:
         self.prob = torch.zeros(n, n_classes, **f32)
         self.prob_sum = torch.zeros(n, n_classes, **f32)
         self.loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
+        self.loss_sum1 = torch.zeros(n, dtype=torch.float32, device=device)
+        self.loss_sum2 = torch.zeros(n, dtype=torch.float32, device=device)
         self.epochs_seen = torch.zeros(n, dtype=torch.long, device=device)
         self.is_train = torch.zeros(n, dtype=torch.bool, device=device)
         self.vog1 = self.vog2 = None
         self.vog_values1 = torch.zeros(n, **f32)
         self.vog_values2 = torch.zeros(n, **f32)
+        self.reserved1: torch.Tensor | None = None
+        self.reserved2: torch.Tensor | None = None
         if vog_dim is not None:
             kw = dict(dtype=vog_dtype, device=device)
             self.vog1 = VoGBuffer(n, vog_dim, vog_window, **kw)
@@ -241,6 +244,9 @@ class CoTeachingClassifier(NeuralNetClassifier):
     """
 
     _PLATEAU_TOL = 0.02
+    # standard errors added to a class's estimated clean share before reserving (small classes
+    # have the noisiest estimates; a missed rare clean sample costs more than a kept noisy one)
+    _RESERVE_SE = 1.0
 
     def __init__(
         self,
@@ -257,7 +263,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         vog_source: str | None = "training",
         vog_dtype: str = "float32",
         class_aware: bool = False,
-        min_class_keep: float = 0.1,
+        class_reserve: float = 0.75,
         random_state: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -271,7 +277,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self.vog_source = vog_source
         self.vog_dtype = vog_dtype
         self.class_aware = class_aware
-        self.min_class_keep = min_class_keep
+        self.class_reserve = class_reserve
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
@@ -294,7 +300,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         check_choice(self.vog_dtype, "vog_dtype", tuple(_VOG_DTYPES))
         if not isinstance(self.class_aware, (bool, np.bool_)):
             raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
-        check_fraction(self.min_class_keep, "min_class_keep", low_inclusive=False)
+        check_fraction(self.class_reserve, "class_reserve")
 
     def _validate_data(self, X: Any, y: Any) -> tuple[Any, Any]:
         n_classes = self._n_classes()
@@ -554,34 +560,80 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self, index: torch.Tensor, y: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = loss1.shape[0]
-        mixing = self.epoch_mixing_
-        fill_fraction = self.mix_ratio if mixing else 0.0
+        fill_fraction = self.mix_ratio if self.epoch_mixing_ else 0.0
         gen = self.select_generator_
         state = self.run_state_
-        if self.class_aware:
-            counts = torch.bincount(y, minlength=state.n_classes).to(torch.float64)
-            keep = stochastic_round(counts * self.epoch_keep_frac_, gen)
-            keep = torch.minimum(keep, counts.to(torch.long))
-            groups = y
-        else:
-            r = max(int(np.floor((1.0 - self.epoch_forget_rate_) * n)), 1)
-            keep = torch.tensor([r], device=loss1.device)
-            groups = None
-        if not mixing or fill_fraction == 0.0:
-            return (
-                select_samples(loss1, keep, groups=groups),
-                select_samples(loss2, keep, groups=groups),
-            )
-        fill = split_keep(keep, fill_fraction)
-        if self.selection == "loss+vog":
-            key1, key2 = state.vog_values1[index], state.vog_values2[index]
-        else:
-            key1 = torch.rand(n, generator=gen, device=loss1.device)
-            key2 = torch.rand(n, generator=gen, device=loss1.device)
+        r = max(int(np.floor((1.0 - self.epoch_forget_rate_) * n)), 1)
+        key1 = key2 = None
+        if fill_fraction > 0.0:
+            if self.selection == "loss+vog":
+                key1, key2 = state.vog_values1[index], state.vog_values2[index]
+            else:
+                key1 = torch.rand(n, generator=gen, device=loss1.device)
+                key2 = torch.rand(n, generator=gen, device=loss1.device)
+        reserved1 = reserved2 = None
+        if state.reserved1 is not None:
+            reserved1, reserved2 = state.reserved1[index], state.reserved2[index]
         return (
-            select_samples(loss1, keep, groups=groups, fill_key=key1, fill=fill),
-            select_samples(loss2, keep, groups=groups, fill_key=key2, fill=fill),
+            self._select_one(loss1, r, reserved1, key1, fill_fraction),
+            self._select_one(loss2, r, reserved2, key2, fill_fraction),
         )
+
+    @staticmethod
+    def _select_one(
+        loss: torch.Tensor,
+        r: int,
+        reserved: torch.Tensor | None,
+        key: torch.Tensor | None,
+        fill_fraction: float,
+    ) -> torch.Tensor:
+        """``r`` samples of the batch: the reserved ones (class-aware), then the rest by the paper's rule."""
+        keep = torch.tensor([r], device=loss.device)
+        if reserved is not None:
+            inf = torch.full_like(loss, float("inf"))
+            loss = torch.where(reserved, inf, loss)
+            key = None if key is None else torch.where(reserved, inf.to(key.dtype), key)
+            keep = (keep - reserved.sum()).clamp(min=0)
+        fill = None if key is None else split_keep(keep, fill_fraction)
+        selected = select_samples(loss, keep, fill_key=key, fill=fill)
+        return selected if reserved is None else selected | reserved
+
+    def _reserve(self, epoch: int, ramp: float) -> None:
+        """Class-aware: pick each class's reserved samples for this epoch, once, for all batches.
+
+        Class ``c`` reserves ``class_reserve · (1 - ramp · τ_c) · n_c`` of its ``n_c`` training
+        samples (``τ_c`` its estimated noise rate), ranked within the class by each network's own
+        loss averaged over the past epochs (VoG / random fill for the ``mix_ratio`` share when
+        mixing is on). Deciding per epoch, not per batch, keeps a rare class's handful of samples
+        per batch from turning its quota into a lottery.
+        """
+        state = self.run_state_
+        state.reserved1 = state.reserved2 = None
+        rates = getattr(self, "class_noise_rates_", None)
+        if not self.class_aware or rates is None or epoch == 0:
+            return
+        k = state.n_classes
+        train = state.is_train & (state.epochs_seen > 0)
+        groups = torch.where(train, state.label, torch.full_like(state.label, k))
+        counts = torch.bincount(groups, minlength=k + 1)[:k].cpu().numpy()
+        rates = np.clip(np.asarray(rates, dtype=float), 0.0, 1.0)
+        se = np.sqrt(rates * (1.0 - rates) / np.maximum(counts, 1))
+        clean = np.minimum(1.0 - rates + self._RESERVE_SE * se, 1.0)
+        frac = self.class_reserve * (1.0 - ramp * (1.0 - clean))
+        keep = np.append(np.floor(frac * counts + 0.5), 0).astype(np.int64)
+        keep_t = torch.as_tensor(keep, device=state.label.device)
+        fill = split_keep(keep_t, self.mix_ratio) if self.epoch_mixing_ else None
+        denom = state.epochs_seen.clamp(min=1).to(torch.float32)
+        out = []
+        for loss_sum, vog in ((state.loss_sum1, state.vog_values1), (state.loss_sum2, state.vog_values2)):
+            key = None
+            if fill is not None:
+                if self.selection == "loss+vog":
+                    key = vog.float()
+                else:
+                    key = torch.rand(state.n, generator=self.select_generator_, device=denom.device)
+            out.append(select_samples(loss_sum / denom, keep_t, groups=groups, fill_key=key, fill=fill))
+        state.reserved1, state.reserved2 = out
 
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Validation loss of the summed logits; records held-out samples' loss and VoG."""
@@ -634,18 +686,12 @@ class CoTeachingClassifier(NeuralNetClassifier):
         state = self.run_state_
         self.epoch_forget_rate_ = forget_rate_at(epoch, self.noise_rate_, self.num_gradual, self.exponent)
         ramp = forget_rate_at(epoch, 1.0, self.num_gradual, self.exponent)
-        rates = getattr(self, "class_noise_rates_", None)
-        if rates is None or len(rates) != state.n_classes:
-            rates = np.full(state.n_classes, self.noise_rate_)
-        keep_frac = np.maximum(1.0 - ramp * np.asarray(rates), 1.0 - ramp * (1 - self.min_class_keep))
-        self.epoch_keep_frac_ = torch.as_tensor(
-            np.clip(keep_frac, 0.0, 1.0), dtype=torch.float64, device=self.device
-        )
         mixing = self.selection != "loss" and epoch >= self.num_gradual
         if mixing and self.selection == "loss+vog":
             train_idx = torch.nonzero(state.is_train).squeeze(1)
             mixing = train_idx.numel() > 0 and state.vog1.min_count(train_idx) >= self.vog_window
         self.epoch_mixing_ = bool(mixing)
+        self._reserve(epoch, ramp)
         state.seen.zero_()
         state.sel1.zero_()
         state.sel2.zero_()
@@ -681,6 +727,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
         if not bool(seen_t.any()):
             return
         state.loss_sum[seen_t] += ((state.loss1 + state.loss2).double() / 2)[seen_t]
+        state.loss_sum1[seen_t] += state.loss1[seen_t]
+        state.loss_sum2[seen_t] += state.loss2[seen_t]
         state.prob_sum[seen_t] += state.prob[seen_t]
         state.epochs_seen[seen_t] += 1
         if getattr(self, "estimates_frozen_", False):
