@@ -16,6 +16,7 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from sklearn.utils import check_random_state
 
 from modal_noisy._journal import RelabelJournal, dataset_fingerprint
 from modal_noisy._validation import (
+    check_choice,
     check_finite_array,
     check_fraction,
     check_labels,
@@ -47,6 +49,8 @@ _REPLAY_SETTINGS = (
     "lr",
     "momentum",
     "weight_decay",
+    "recalibrate",
+    "recalibrate_from",
     "random_state",
 )
 
@@ -70,6 +74,14 @@ class ActiveLabelCleaner:
         Epochs of fine-tuning network 1 on the clean set after each round (SGD, cosine schedule).
     lr, momentum, weight_decay : float
         Recalibration optimiser settings (paper: 0.01, 0.9, 1e-4).
+    recalibrate : {"both", "first"}, default="both"
+        Which networks are fine-tuned and predict afterwards. ``"first"`` is the paper (network 1
+        alone); ``"both"`` keeps phase 1's two-network ensemble, which measured better: fine-tuning
+        network 1 alone on a small, imbalanced clean set fell below the phase-1 ensemble.
+    recalibrate_from : {"phase1", "previous"}, default="phase1"
+        ``"phase1"`` fine-tunes a copy of the phase-1 model on the whole clean set every round, so
+        errors of early rounds do not accumulate; ``"previous"`` continues from the last round's model
+        (the paper).
     journal : str or Path, optional
         JSONL file receiving every accepted relabel (fsync'ed) and each round's metrics. Without it
         nothing survives a crash.
@@ -103,6 +115,8 @@ class ActiveLabelCleaner:
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
+        recalibrate: str = "both",
+        recalibrate_from: str = "phase1",
         journal: str | Path | None = None,
         random_state: int | None = None,
         verbose: int = 1,
@@ -115,6 +129,8 @@ class ActiveLabelCleaner:
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.recalibrate = recalibrate
+        self.recalibrate_from = recalibrate_from
         self.journal = journal
         self.random_state = random_state
         self.verbose = verbose
@@ -204,6 +220,8 @@ class ActiveLabelCleaner:
             lr=settings["lr"],
             momentum=settings["momentum"],
             weight_decay=settings["weight_decay"],
+            recalibrate=settings.get("recalibrate", "first"),
+            recalibrate_from=settings.get("recalibrate_from", "previous"),
             journal=path,
             random_state=settings["random_state"],
             verbose=settings.get("verbose", 1),
@@ -244,6 +262,8 @@ class ActiveLabelCleaner:
             "lr": self.lr,
             "momentum": self.momentum,
             "weight_decay": self.weight_decay,
+            "recalibrate": self.recalibrate,
+            "recalibrate_from": self.recalibrate_from,
             "random_state": self.random_state,
             "estimator": type(self.estimator).__name__,
             "estimator_random_state": getattr(self.estimator, "random_state", None),
@@ -257,6 +277,8 @@ class ActiveLabelCleaner:
         check_fraction(self.lr, "lr", low=0.0, high=np.inf, low_inclusive=False)
         check_fraction(self.momentum, "momentum", high_inclusive=False)
         check_fraction(self.weight_decay, "weight_decay", high=np.inf)
+        check_choice(self.recalibrate, "recalibrate", ("both", "first"))
+        check_choice(self.recalibrate_from, "recalibrate_from", ("phase1", "previous"))
         if not callable(oracle):
             raise TypeError(f"oracle must be callable (got {type(oracle).__name__})")
         for method in ("fit", "fine_tune", "predict_proba"):
@@ -316,6 +338,7 @@ class ActiveLabelCleaner:
         estimator.fit(X, y_noisy)
         n_classes = n_classes or len(estimator.classes_)
         clean_mask = np.asarray(estimator.clean_mask_, dtype=bool).copy()
+        phase1_model = copy.deepcopy(estimator) if self.recalibrate_from == "phase1" else None
         labels = y_noisy.copy()
         relabelled = np.zeros(len(labels), dtype=bool)
 
@@ -356,6 +379,8 @@ class ActiveLabelCleaner:
             spent += len(queried)
 
             trusted = clean_mask | relabelled
+            if phase1_model is not None:
+                estimator = copy.deepcopy(phase1_model)
             estimator.fine_tune(
                 X[trusted],
                 labels[trusted],
@@ -363,6 +388,7 @@ class ActiveLabelCleaner:
                 lr=self.lr,
                 momentum=self.momentum,
                 weight_decay=self.weight_decay,
+                networks=self.recalibrate,
             )
             precision = None if y_true is None else float(np.mean(old_labels != y_true[queried]))
             entry = self._evaluate(
