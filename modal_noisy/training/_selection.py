@@ -20,7 +20,6 @@ __all__ = [
     "rank_within_groups",
     "select_samples",
     "split_keep",
-    "stochastic_round",
 ]
 
 
@@ -56,16 +55,6 @@ def rank_within_groups(key: torch.Tensor, groups: torch.Tensor, n_groups: int) -
     rank = torch.empty_like(groups)
     rank[order] = torch.arange(n, device=key.device) - starts[groups[order]]
     return rank
-
-
-def stochastic_round(values: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Round non-negative ``values`` down or up at random, up with probability = the fractional part.
-
-    Unbiased, so a quota of 0.3 samples per batch keeps 30% of a class over an epoch instead of none.
-    """
-    floor = torch.floor(values)
-    u = torch.rand(values.shape, generator=generator, device=values.device, dtype=values.dtype)
-    return (floor + (u < values - floor).to(values.dtype)).to(torch.long)
 
 
 def split_keep(keep: torch.Tensor | int, fill_fraction: float) -> torch.Tensor | int:
