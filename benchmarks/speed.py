@@ -50,9 +50,33 @@ VARIANTS = {
 }
 
 
-def _epoch_seconds(net: Any) -> float:
+def _cpu_timer() -> Any:
+    """A skorch callback recording each epoch's process CPU time as ``cpu_dur`` in the history.
+
+    With one torch thread, CPU time measures the work done and is far less sensitive than wall time
+    to other jobs competing for the cores (wall times on a shared machine swing 2x between repeats).
+    """
+    import time
+
+    from skorch.callbacks import Callback
+
+    class CPUTime(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            self._start = time.process_time()
+
+        def on_epoch_end(self, net, **kwargs):
+            net.history.record("cpu_dur", time.process_time() - self._start)
+
+    return CPUTime()
+
+
+def _with_cpu_timer(net: Any) -> Any:
+    return net.set_params(callbacks=[*net.callbacks, ("cpu_time", _cpu_timer())])
+
+
+def _epoch_seconds(net: Any, key: str = "dur") -> float:
     """Median epoch time, the first epoch (warm-up, allocation) left out."""
-    durations = np.asarray(net.history[:, "dur"], dtype=float)
+    durations = np.asarray(net.history[:, key], dtype=float)
     return float(np.median(durations[1:] if len(durations) > 2 else durations))
 
 
@@ -61,19 +85,25 @@ def epoch_time_ratios(exp: Any, *, epochs: int, device: str, seed: int, repeats:
     from modal_noisy._experiment import build_coteaching
 
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(repeats):
         for name, params in VARIANTS.items():
             net = build_coteaching(
                 exp, max_epochs=epochs, forget_rate=0.4, device=device, random_state=seed,
                 num_gradual=min(10, max(1, epochs // 3)), verbose=0, **params,
             )
-            net.fit(exp.X_train, exp.y_given)
+            _with_cpu_timer(net).fit(exp.X_train, exp.y_given)
             times[name].append(_epoch_seconds(net))
+            cpu[name].append(_epoch_seconds(net, "cpu_dur"))
     median = {name: float(np.median(v)) for name, v in times.items()}
+    cpu_median = {name: float(np.median(v)) for name, v in cpu.items()}
     return {
         "epoch_seconds": median,
         "epoch_seconds_all": times,
         "ratio_to_loss": {name: median[name] / median["loss"] for name in VARIANTS},
+        "epoch_cpu_seconds": cpu_median,
+        "epoch_cpu_seconds_all": cpu,
+        "cpu_ratio_to_loss": {name: cpu_median[name] / cpu_median["loss"] for name in VARIANTS},
     }
 
 
