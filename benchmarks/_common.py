@@ -103,6 +103,9 @@ def header(argv: list[str] | None = None, *, device: str = "cpu") -> dict[str, A
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty_tracked_files": None if dirty is None else bool(dirty),
         "modal_noisy_code": code_fingerprint(),
+        # set when the package is imported from an exported commit (``git archive``) while the
+        # working tree is being edited by others
+        "code_commit": os.environ.get("BENCH_CODE_COMMIT"),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),

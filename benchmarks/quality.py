@@ -421,6 +421,7 @@ def main(argv: list[str] | None = None) -> Path:
         previous = load_json(path)
         out["phase1"], out["phase2"] = previous.get("phase1", []), previous.get("phase2", [])
         out["previous_commands"] = [*previous.get("previous_commands", []), previous["header"]["command"]]
+        out.update({k: v for k, v in previous.items() if k not in (*out, "previous_commands")})
     out["header"] = header(device=args.device)
     out["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     out["save"] = lambda: write_json(path, {k: v for k, v in out.items() if k != "save"})
