@@ -167,13 +167,13 @@ def build_cross_entropy(
     from modal_noisy.training import recommended_net_kwargs
 
     kwargs = recommended_net_kwargs(max_epochs=max_epochs)
+    # SmallCNN returns logits: skorch's default NLLLoss would take their log (NaN losses)
+    kwargs.setdefault("criterion", torch.nn.CrossEntropyLoss)
     kwargs.update(params)
     net = NeuralNetClassifier(
         SmallCNN,
         module__in_channels=experiment.in_channels,
         module__n_classes=experiment.n_classes,
-        # SmallCNN returns logits: skorch's default NLLLoss would take their log (NaN losses)
-        criterion=torch.nn.CrossEntropyLoss,
         device=device,
         **kwargs,
     )
