@@ -36,6 +36,7 @@ METHOD_LABELS = {
     "cleanlab_cleanlearning": "cleanlab CleanLearning",
 }
 METHOD_ORDER = list(METHOD_LABELS)
+DEFAULT_METHODS = [m for m in METHOD_ORDER if m != "ours_true_rate"]
 STRATEGY_LABELS = {
     "random": "random",
     "entropy": "entropy",
@@ -296,10 +297,12 @@ def speed_tables(speeds: list[dict]) -> list[str]:
         where = machine.get("gpu") or f"CPU, {machine['torch_threads']} torch thread(s), " \
             f"{machine['cpu_count']} cores shared with other jobs"
         lines += [f"### `{s['file']}` — {where}", "", f"Command: `{s['header']['command']}`", ""]
-        rows_a, rows_b, rows_d = [], [], []
+        rows_a, rows_b, rows_d, notes_a = [], [], [], []
         for name, entry in s["datasets"].items():
             if "epoch_time" in entry:
                 et = entry["epoch_time"]
+                if et.get("method"):
+                    notes_a.append(f"{name}: {et['method']}")
                 for clock, sec_key, ratio_key in (("wall", "epoch_seconds", "ratio_to_loss"),
                                                   ("CPU", "epoch_cpu_seconds", "cpu_ratio_to_loss")):
                     if sec_key not in et:
@@ -331,6 +334,7 @@ def speed_tables(speeds: list[dict]) -> list[str]:
                       "| data | epochs | clock | loss only | loss+VoG (closed form) | "
                       "loss+VoG (checkpoint pass) |",
                       "|---|---|---|---|---|---|", *rows_a, "",
+                      *(["Measured by " + "; ".join(notes_a) + ".", ""] if notes_a else []),
                       "Wall time is what a user waits; on this shared machine it swings up to 2× between "
                       "repeats, so the process-CPU-time ratios (one torch thread) are the ones to trust.",
                       ""]
@@ -442,12 +446,17 @@ def cost_lines(p1: list[dict], p2: list[dict]) -> list[str]:
              "full grid estimate (40 epochs × noise settings × 3 seeds) |", "|---|---|---|"]
     total = 0.0
     for dataset, methods in sorted(per_epoch.items()):
+        missing = [m for m in DEFAULT_METHODS if m not in methods]
+        if missing:
+            lines.append(f"| {dataset} | incomplete (not measured: {', '.join(missing)}) | – |")
+            continue
         s = sum(float(np.mean(v)) for m, v in methods.items() if m != "ours_true_rate")
         n_noise = 4 if dataset == "RetinaMNIST" else 5  # symmetric 0.8 is uninformative with 5 classes
         est = s * 40 * n_noise * 3
         total += est
         lines.append(f"| {dataset} | {s:.1f} s | {est / 3600:.1f} h ({n_noise} noise settings) |")
-    lines += ["", f"Phase 1 total: about **{total / 3600:.0f} h** on this shared 2-core CPU. "]
+    lines += ["", f"Phase 1 total for the data sets measured: about **{total / 3600:.1f} h** on this shared "
+              "2-core CPU (wall times under load; the medical sets were measured at 12 epochs and scaled). "]
     if p2:
         spend = float(np.mean([r["phase2_seconds"] for r in p2]))
         lines[-1] += (f"Phase 2 adds about {spend:.0f} s per strategy × budget × seed on digits "
@@ -544,8 +553,10 @@ def main(argv: list[str] | None = None) -> Path:
             f"- `{f['file']}`: `{h['command']}`"
             + "".join(f"; earlier runs into the same file: `{c}`" for c in f["previous_commands"]),
             *([f"  - {f['carried_over']}"] if f.get("carried_over") else []),
-            f"  - package code from commit {str(h.get('code_commit'))[:10]}" if h.get("code_commit") else
-            "  - package code: the working tree",
+            f"  - package code exported from commit {str(h.get('code_commit'))[:10]}"
+            if h.get("code_commit") else
+            f"  - package code imported from {_get(h, 'modal_noisy_code', 'package_dir')} (a copy of the "
+            "working tree while other helpers were editing it; identified by the sha256 below)",
             f"  - git {str(h.get('git_commit'))[:10]} (tracked files modified: "
             f"{h.get('git_dirty_tracked_files')}), modal_noisy code sha256 "
             f"{_get(h, 'modal_noisy_code', 'sha256')}; {h['machine']['platform']}, "
