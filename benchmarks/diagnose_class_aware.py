@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     ensure_training_exports()
     from modal_noisy._experiment import build_coteaching, load_experiment
 
-    print("command:", header()["command"])
+    info = header()
+    print("command:", info["command"])
+    print(f"modal_noisy code sha256 {info['modal_noisy_code']['sha256']}"
+          + (f", exported from commit {info['code_commit']}" if info["code_commit"] else ""))
     (spec,) = dataset_specs([args.dataset], args.data_dir)
     e = load_experiment(spec.source, path=spec.path, noise_rate=args.noise_rate, random_state=args.seed)
     net = build_coteaching(e, max_epochs=args.epochs, selection="loss+vog", mix_ratio=0.2,
