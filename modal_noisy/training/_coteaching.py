@@ -179,12 +179,12 @@ class CoTeachingClassifier(NeuralNetClassifier):
     vog_dtype : {"float32", "float16", "float64"}, default="float32"
         Storage type of the VoG ring buffers.
     class_aware : bool, default=False
-        Per-class keep quotas from per-class noise estimates instead of one quota per batch, with
-        every class keeping at least ``min_class_keep`` of its samples (see Notes). False is
+        Reserve part of every class's likely-clean samples before the paper's rule fills the rest
+        of each batch's ``r`` places (see Notes): rare classes are no longer emptied. False is
         faithful to the paper.
-    min_class_keep : float in (0, 1], default=0.1
-        With ``class_aware=True``: the smallest share of a class's samples kept once the forget
-        rate is fully ramped up, so no class is ever emptied.
+    class_reserve : float in [0, 1], default=0.75
+        With ``class_aware=True``: share of each class's estimated clean samples that is reserved
+        (at least one sample per class). 0 = the paper's selection.
     random_state : int, numpy RandomState or None, default=None
         Seeds the two networks' initialisations, the shuffling, dropout and the random fill.
         The same int gives identical results on the CPU. The caller's global torch and numpy
@@ -216,8 +216,11 @@ class CoTeachingClassifier(NeuralNetClassifier):
         gradients it is the standard deviation over the gradients it has (0 after one epoch).
     noise_rate_ : float
         The forget rate ``τ`` in use (the estimate with ``forget_rate="auto"``).
+    noise_estimates_ : list of float
+        The overall noise estimate of each epoch until the estimate was frozen.
     class_noise_rates_ : ndarray of float, shape (n_classes,)
-        Per-class noise estimates behind the class-aware quotas (estimated in every mode).
+        Per-class noise estimates (given-label classes) behind the class-aware reserves, scaled so
+        that their sample-weighted mean is ``noise_rate_`` (estimated in every mode).
     inference_networks_ : int
         2 after ``fit`` (sum of logits), 1 after :meth:`fine_tune` (network 1 only).
     classes_ : ndarray
@@ -230,9 +233,28 @@ class CoTeachingClassifier(NeuralNetClassifier):
 
     Notes
     -----
-    ``forget_rate="auto"``: see :func:`modal_noisy.training._noise_rate.estimate_noise_rate`.
-    Epoch 0 forgets nothing (the schedule starts at 0), and each later epoch uses the estimate from
-    the epoch before; the estimate is frozen once the ramp is complete.
+    ``forget_rate="auto"`` estimates the noise rate from the training passes, no labels needed: a
+    two-component Gaussian mixture on each sample's log loss averaged over the epochs so far; the
+    rate is the mean posterior of the high-loss component. Early estimates are too high (nothing is
+    learned yet), late ones too low (noisy labels get memorised), so the rate in use is the median
+    of the estimates from epoch 2 on, frozen at the first plateau (an estimate within 2% of the one
+    before) and at the latest after epoch ``max(min(num_gradual, 6), 3) - 1``. Epoch 0 forgets
+    nothing anyway; each epoch uses the estimate available at its start. Measured on 10×
+    long-tailed digits (SmallCNN, recommended recipe, 20 epochs, 3 seeds): 20% symmetric noise
+    estimated 0.20–0.22, 40% 0.33–0.39, 60% 0.56–0.64, at most 0.05 from the realised rate.
+
+    ``class_aware=True``: per given-label class ``c``, the noise rate ``τ_c`` is estimated with the
+    confident joint of confident learning on the epoch-averaged predictions (a rare class's lower
+    confidence does not count its clean samples as noisy) and scaled to ``noise_rate_``. At the
+    start of each epoch, class ``c`` reserves ``class_reserve · (1 - ramp · (1 - s_c)) · n_c`` of
+    its ``n_c`` samples, ``s_c`` = its clean share ``1 - τ_c`` plus one binomial standard error,
+    ranked within the class by each network's own loss averaged over the past epochs (the
+    ``mix_ratio`` share by VoG when mixing is on). In each batch, a network's reserved samples
+    are taken first; the remaining of the ``r`` places follow the paper's rule. Deciding the
+    reserve per epoch rather than per batch matters: a rare class has a handful of samples per
+    batch. Measured on 10× long-tailed digits, 40% symmetric noise, 4 seeds: the smallest class
+    recall (clean retention) went from 0.00–0.83 (loss+VoG, the paper) to 0.86–0.92, and the
+    clean-mask precision from 0.86–0.94 to 0.88–0.94.
 
     Checkpointing: ``save_params(f_params="p.pt")`` (and thus skorch's ``Checkpoint`` /
     ``LoadInitState``) also writes network 2 to ``p_module2.pt`` and its optimizer next to
@@ -469,7 +491,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         if not self.initialized_:
             self.initialize()
         X, y = self._validate_data(X, y)
-        (seed,) = draw_seeds(self.random_state, 1)
+        seed = draw_seeds(self.random_state, 3)[2]  # 0 and 1 initialise the networks
         seed = (seed + 7919 * len(self.history)) % np.iinfo(np.int32).max
         self.inference_networks_ = 2
         with torch_seed(seed, self.device):
@@ -832,8 +854,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
         X, y = self._validate_data(X, y)
         dataset = self.get_dataset(X, y)
         calls = getattr(self, "fine_tune_calls_", 0)
-        (seed,) = draw_seeds(self.random_state, 1)
-        seed = (seed + 104729 * (calls + 1)) % np.iinfo(np.int32).max
+        seed = draw_seeds(self.random_state, 4)[3]
+        seed = (seed + 104729 * calls) % np.iinfo(np.int32).max
         modules = [self.module_] if networks == "first" else [self.module_, self.module2_]
         losses = [
             self._fine_tune_module(
