@@ -410,10 +410,27 @@ def test_fine_tune_uses_network_one_alone(data):
     assert a.inference_networks_ == 2
 
 
+def test_fine_tune_both_networks_keeps_the_ensemble(fitted, data):
+    X, y, _ = data
+    net = pickle.loads(pickle.dumps(fitted))
+    before = [p.clone() for p in net.module2_.parameters()]
+    net.fine_tune(X[:100], y[:100], epochs=2, networks="both")
+    assert net.inference_networks_ == 2
+    assert any(not torch.equal(p, q) for p, q in zip(net.module2_.parameters(), before, strict=True))
+    with torch.no_grad():
+        x = torch.as_tensor(X[:20])
+        logits = net.module_.eval()(x) + net.module2_.eval()(x)
+    np.testing.assert_allclose(net.predict_proba(X[:20]), torch.softmax(logits, 1).numpy(), rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"epochs": 0}, r"epochs must be >= 1"), ({"epochs": 1, "lr": 0.0}, r"lr must be in \(0, inf\]")],
-    ids=["epochs", "lr"],
+    [
+        ({"epochs": 0}, r"epochs must be >= 1"),
+        ({"epochs": 1, "lr": 0.0}, r"lr must be in \(0, inf\]"),
+        ({"epochs": 1, "networks": "second"}, r"networks must be one of 'first', 'both' \(got 'second'\)"),
+    ],
+    ids=["epochs", "lr", "networks"],
 )
 def test_fine_tune_validation(fitted, data, kwargs, match):
     X, y, _ = data

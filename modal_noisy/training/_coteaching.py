@@ -859,8 +859,14 @@ class CoTeachingClassifier(NeuralNetClassifier):
         modules = [self.module_] if networks == "first" else [self.module_, self.module2_]
         losses = [
             self._fine_tune_module(
-                module, dataset, (seed + offset) % np.iinfo(np.int32).max, epochs, batch_size,
-                lr=lr, momentum=momentum, weight_decay=weight_decay,
+                module,
+                dataset,
+                (seed + offset) % np.iinfo(np.int32).max,
+                epochs,
+                batch_size,
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
             )
             for offset, module in enumerate(modules)
         ]
@@ -869,7 +875,18 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self.inference_networks_ = len(modules)
         return self
 
-    def _fine_tune_module(self, module, dataset, seed, epochs, batch_size, *, lr, momentum, weight_decay):
+    def _fine_tune_module(
+        self,
+        module: nn.Module,
+        dataset: Any,
+        seed: int,
+        epochs: int,
+        batch_size: int,
+        *,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+    ) -> list[float]:
         """Plain cross-entropy SGD with a cosine schedule on one network; returns per-epoch losses."""
         optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
