@@ -93,7 +93,10 @@ def test_fitted_attributes(fitted):
     assert net.history[-1, "selected_frac"] == pytest.approx(expected)
     assert net.clean_mask_.sum() == round(expected * N)
     assert net.history[:, "vog_mixing"] == [False, False, True]
-    for key in ("train_loss", "noise_rate", "dur"):
+    assert net.history[-1, "train_loss"] == pytest.approx(
+        (net.history[-1, "train_loss1"] + net.history[-1, "train_loss2"]) / 2, rel=1e-5
+    )
+    for key in ("train_loss", "train_loss1", "train_loss2", "noise_rate", "dur"):
         assert len(net.history[:, key]) == 3
 
 

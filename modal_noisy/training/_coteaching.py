@@ -229,7 +229,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
         Per epoch, besides skorch's entries: ``forget_rate`` (``τ_e``), ``noise_rate`` (``τ``),
         ``selected_frac`` (share of the training samples network 1 selected), ``vog_mixing``
         (whether the VoG/random fill was active), ``train_loss`` (mean of the two networks'
-        selected-sample losses).
+        selected-sample losses), ``train_loss1`` / ``train_loss2`` (each network's loss on its
+        peer's selection).
 
     Notes
     -----
@@ -556,8 +557,11 @@ class CoTeachingClassifier(NeuralNetClassifier):
         loss1 = self._per_sample_loss(logits1, y)
         loss2 = self._per_sample_loss(logits2, y)
         sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())
-        obj1 = loss1[sel2].sum() / sel2.sum().clamp(min=1)  # network 1 learns from network 2's pick
-        obj2 = loss2[sel1].sum() / sel1.sum().clamp(min=1)
+        # network 1 learns from network 2's pick and vice versa (where(), not masking: no sync)
+        obj1 = torch.where(sel2, loss1, 0.0).sum() / sel2.sum().clamp(min=1)
+        obj2 = torch.where(sel1, loss2, 0.0).sum() / sel1.sum().clamp(min=1)
+        self.epoch_loss_sum_ += torch.stack([obj1.detach(), obj2.detach()]).double() * len(y)
+        self.epoch_loss_count_ += len(y)
         (obj1 + obj2).backward()
 
         state = self.run_state_
@@ -722,6 +726,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
             mixing = train_idx.numel() > 0 and state.vog1.min_count(train_idx) >= self.vog_window
         self.epoch_mixing_ = bool(mixing)
         self._reserve(epoch, ramp)
+        self.epoch_loss_sum_ = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self.epoch_loss_count_ = 0
         state.seen.zero_()
         state.sel1.zero_()
         state.sel2.zero_()
@@ -742,6 +748,10 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self.history.record("noise_rate", float(self.noise_rate_))
         self.history.record("selected_frac", float((state.sel1 & seen).sum()) / n_seen)
         self.history.record("vog_mixing", self.epoch_mixing_)
+        if self.epoch_loss_count_:
+            loss1, loss2 = (self.epoch_loss_sum_ / self.epoch_loss_count_).tolist()
+            self.history.record("train_loss1", loss1)
+            self.history.record("train_loss2", loss2)
         super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
 
     def _update_estimates(self, epoch: int) -> None:
