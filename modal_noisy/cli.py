@@ -166,8 +166,13 @@ def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
     from modal_noisy._experiment import build_cross_entropy
     from modal_noisy.metrics import classification_metrics
 
+    print(f"baseline: plain cross-entropy on the noisy labels, {settings['epochs']} epochs ...", flush=True)
     baseline = build_cross_entropy(
-        experiment, max_epochs=settings["epochs"], device=settings["device"], random_state=settings["seed"]
+        experiment,
+        max_epochs=settings["epochs"],
+        device=settings["device"],
+        random_state=settings["seed"],
+        verbose=0,
     ).fit(experiment.X_train, experiment.y_given)
     return classification_metrics(experiment.y_val, baseline.predict_proba(experiment.X_val))[
         "balanced_accuracy"
