@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -39,7 +40,9 @@ def _tiny_estimator(experiment, cls=CoTeachingClassifier):
 
 
 def _fit_kwargs(experiment):
-    return dict(X_val=experiment.X_val, y_val=experiment.y_val, X_test=experiment.X_test, y_test=experiment.y_test)
+    return dict(
+        X_val=experiment.X_val, y_val=experiment.y_val, X_test=experiment.X_test, y_test=experiment.y_test
+    )
 
 
 class _NoTraining(CoTeachingClassifier):
@@ -52,7 +55,7 @@ class _NoTraining(CoTeachingClassifier):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"budget_per_round": 10_000}, r"budget_per_round must be <= the number of training samples \(got 10000"),
+        ({"budget_per_round": 10_000}, r"budget_per_round must be <= the number of training .*\(got 10000"),
         ({"budget_per_round": 200, "rounds": 3}, r"budget_per_round \* rounds must be <= .*200 \* 3 = 600"),
         ({"rounds": 0}, r"rounds must be >= 1 \(got 0\)"),
         ({"budget_per_round": 0}, r"budget_per_round must be >= 1 \(got 0\)"),
@@ -122,7 +125,7 @@ def test_only_queried_samples_get_oracle_labels(experiment, reference_run):
     spent = [entry["labels_spent"] for entry in report.rounds]
     assert spent == [0, 20, 40, 60]
     noisy = [entry["noisy_remaining"] for entry in report.rounds]
-    assert all(later <= earlier for earlier, later in zip(noisy, noisy[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(noisy))
 
 
 def test_journal_holds_every_answer(experiment, reference_run):
