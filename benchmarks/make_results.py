@@ -37,6 +37,13 @@ METHOD_LABELS = {
 }
 METHOD_ORDER = list(METHOD_LABELS)
 DEFAULT_METHODS = [m for m in METHOD_ORDER if m != "ours_true_rate"]
+_DATASET_ORDER = {"digits-LT": 0, "RetinaMNIST": 1, "HAM10000-8x8": 2}
+
+
+def _group_order(item: tuple) -> tuple:
+    """Sort groups keyed (dataset, ...) as digits-LT, RetinaMNIST, HAM10000-8x8, then any other."""
+    key = item[0]
+    return (_DATASET_ORDER.get(key[0], 9), *key)
 STRATEGY_LABELS = {
     "random": "random",
     "entropy": "entropy",
@@ -95,7 +102,7 @@ def phase1_tables(p1: list[dict], figures: list[str]) -> list[str]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p1:
         groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"])].append(r)
-    for (dataset, kind, rate, epochs), records in sorted(groups.items()):
+    for (dataset, kind, rate, epochs), records in sorted(groups.items(), key=_group_order):
         by_method: dict[str, list[dict]] = defaultdict(list)
         for r in records:
             by_method[r["method"]].append(r)
@@ -199,7 +206,7 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p2:
         groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"])].append(r)
-    for (dataset, kind, rate, epochs), records in sorted(groups.items()):
+    for (dataset, kind, rate, epochs), records in sorted(groups.items(), key=_group_order):
         ref = defaultdict(list)
         for r in p1:
             if (r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"]) == (dataset, kind, rate, epochs):
@@ -265,7 +272,7 @@ def list_cost_lines(p1: list[dict]) -> list[str]:
     for r in p1:
         groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"])][r["method"]].append(r)
     rows = []
-    for (dataset, kind, rate, epochs), by in sorted(groups.items()):
+    for (dataset, kind, rate, epochs), by in sorted(groups.items(), key=_group_order):
         ours, cl = by.get("ours"), by.get("cleanlab_find_label_issues")
         if not ours or not cl:
             continue
@@ -485,7 +492,7 @@ def scope_lines(p1: list[dict], p2: list[dict]) -> list[str]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p1:
         groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"], r["num_gradual"])].append(r)
-    for (dataset, kind, rate, epochs, ramp), rs in sorted(groups.items()):
+    for (dataset, kind, rate, epochs, ramp), rs in sorted(groups.items(), key=_group_order):
         methods = sorted({r["method"] for r in rs}, key=METHOD_ORDER.index)
         seeds = sorted({r["seed"] for r in rs})
         incomplete = [m for m in methods if len({r["seed"] for r in rs if r["method"] == m}) < len(seeds)]
