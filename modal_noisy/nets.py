@@ -51,8 +51,10 @@ def _seeded(random_state: int | None) -> Iterator[None]:
         return
     if isinstance(random_state, bool) or not isinstance(random_state, int):
         raise TypeError(f"random_state must be an int or None (got {random_state!r})")
+    # parameters are created on the CPU: fork and seed only the CPU generator (torch.manual_seed
+    # would also seed every CUDA device, outside the fork)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(random_state)
+        torch.random.default_generator.manual_seed(random_state)
         yield
 
 
