@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--augment",
         choices=["none", "flips", "dihedral"],
-        default="dihedral",
+        default="flips",
         help="extra column: the recipe with this augmentation (medical data sets only)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 epochs")
