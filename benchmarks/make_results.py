@@ -343,7 +343,9 @@ def speed_tables(speeds: list[dict]) -> list[str]:
                       "|---|---|---|---|---|---|", *rows_a, "",
                       *(["Measured by " + "; ".join(notes_a) + ".", ""] if notes_a else []),
                       "Wall time is what a user waits; on this shared machine it swings up to 2× between "
-                      "repeats, so the process-CPU-time ratios (one torch thread) are the ones to trust.",
+                      "repeats, so the process-CPU-time ratios (one torch thread) are the ones to trust. "
+                      "With the interleaved measurement a ratio is the median of per-round ratios, so it "
+                      "can differ from the ratio of the median epoch times shown beside it.",
                       ""]
         if rows_b:
             lines += ["(b) Wall time to a ranked relabel list, same network and epochs; list length / "
