@@ -16,9 +16,11 @@ $(BIN)/modal-noisy: pyproject.toml
 
 venv: $(BIN)/modal-noisy
 
+# One intra-op thread per process: the suite's subprocesses (examples, demo, crash tests) must not
+# oversubscribe small machines, where spinning OpenMP threads slow training down tenfold.
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 demo: venv
 	$(BIN)/modal-noisy demo

@@ -216,9 +216,9 @@ def test_resume_of_finished_run_replays_without_oracle(experiment, reference_run
 def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
     """The `modal-noisy demo` setting end to end, through the console script.
 
-    Measured (seed 0, CPU): plain cross-entropy 0.80, phase 1 0.88, after 150 expert labels 0.90
-    validation balanced accuracy; relabel precision of the default strategy 0.97 against a noisy-pool
-    base rate of about 0.6.
+    Measured (seed 0, CPU): validation balanced accuracy of plain cross-entropy < phase 1 < after 150
+    expert labels (see the README's demo table); relabel precision of the default strategy 1.00
+    against a noisy-pool base rate of 0.88 (0.40 over the whole training set).
     """
     out = tmp_path / "demo"
     result = subprocess.run(
@@ -237,6 +237,11 @@ def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
     spent = report["rounds"][-1]["labels_spent"]
     precision = np.mean([r["relabel_precision"] for r in report["rounds"][1:]])
     pool_noise = report["phase1"]["noisy_pool_noise_rate"]
-    assert precision > pool_noise + 0.2, (precision, pool_noise, spent)
+    overall_noise = report["phase1"]["true_noise_rate"]
+    # Picking at random from the noisy pool would hit a wrong label with probability pool_noise
+    # (measured 0.88; the training set as a whole is 0.40 noisy): the strategy must waste at most
+    # half as many labels on correct samples as random picks would.
+    assert precision > overall_noise + 0.3, (precision, overall_noise, spent)
+    assert 1 - precision <= (1 - pool_noise) / 2, (precision, pool_noise, spent)
     for name in ("cleaning_curve.png", "class_retention.png", "rounds.csv"):
         assert (out / name).stat().st_size > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ def _run(script: str, *args: str, cwd: Path) -> str:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True, text=True, timeout=600, cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # no oversubscription of the 2 cores
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
