@@ -235,7 +235,7 @@ def query_latency(pool: int, k: int, repeats: int) -> dict[str, Any]:
 
     buffer = io.StringIO()
     argv = ["--pool", str(pool), "--k", str(k), "--repeats", str(repeats),
-            "--coreset-pool", str(min(50_000, pool))]
+            "--coreset-pool", str(min(50_000, pool // 4))]
     with contextlib.redirect_stdout(buffer):
         ql.main(argv)
     text = buffer.getvalue()
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default=None)
-    p.add_argument("--quick", action="store_true", help="digits + HAM 8x8 (a), digits (b, d), 8 epochs")
+    p.add_argument("--quick", action="store_true",
+                   help="digits + HAM 8x8 (a), digits (b, d), 4 epochs, pool 100,000")
     return p
 
 
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.datasets, args.epochs, args.repeats, args.pool = ["digits", "hmnist"], 8, 1, 200_000
+        args.datasets, args.epochs, args.repeats, args.pool = ["digits", "hmnist"], 4, 1, 100_000
     tag = args.tag or ("quick" if args.quick else "main")
     if args.device != "cpu":
         tag += "_" + args.device.replace(":", "")
