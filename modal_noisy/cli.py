@@ -288,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError) as error:
+        # bad input: say what is wrong, without a traceback
+        parser.exit(2, f"modal-noisy {args.command}: error: {error}\n")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         out = Path(args.out) if args.out else _new_out_dir("modal-noisy-demo")
         return _simulated_run(dict(DEMO_SETTINGS), out, with_baseline=True)

@@ -1,0 +1,82 @@
+"""The `modal-noisy` console script: help, version, a tiny simulated run and the expert workflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modal_noisy import __version__
+from modal_noisy.datasets import load_digits_long_tailed
+
+SCRIPT = str(Path(sys.executable).with_name("modal-noisy"))
+TINY = ["--epochs", "3", "--budget", "10", "--rounds", "2", "--recalibration-epochs", "2"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_help_and_version(tmp_path):
+    result = _cli("--help", cwd=tmp_path)
+    assert result.returncode == 0 and all(c in result.stdout for c in ("demo", "run", "relabel"))
+    assert _cli("--version", cwd=tmp_path).stdout.strip() == f"modal-noisy {__version__}"
+
+
+def test_run_requires_a_data_source(tmp_path):
+    result = _cli("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "one of the arguments --digits --npz --hmnist-csv is required" in result.stderr
+
+
+def test_run_on_digits_writes_the_report(tmp_path):
+    out = tmp_path / "out"
+    result = _cli("run", "--digits", *TINY, "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| round |" in result.stdout and str(out.resolve()) in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [r["labels_spent"] for r in report["rounds"]] == [0, 10, 20]
+    assert (out / "journal.jsonl").stat().st_size > 0
+
+
+def test_unknown_strategy_lists_the_valid_ones(tmp_path):
+    result = _cli("run", "--digits", *TINY, "--strategy", "nope", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("modal-noisy run: error: strategy must be one of")
+    assert "'entropy'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_relabel_exports_imports_and_continues(tmp_path):
+    work = tmp_path / "work"
+    first = _cli("relabel", str(work), "--digits", *TINY, cwd=tmp_path)
+    assert first.returncode == 3, first.stderr[-3000:]
+    queue = work / "queue" / "queue_round01.csv"
+    assert str(queue) in first.stdout and "modal-noisy relabel" in first.stdout
+
+    # the expert answers round 1 with the true labels
+    y_true = load_digits_long_tailed(imbalance_ratio=10, random_state=0).y_train
+    with queue.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["label"] = str(int(y_true[int(row["position"])]))
+    answers = work / "queue" / "answers_round01.csv"
+    with answers.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    second = _cli("relabel", str(work), cwd=tmp_path)  # settings come from the work folder
+    assert second.returncode == 3, second.stderr[-3000:]
+    assert (work / "queue" / "queue_round02.csv").exists()
+    journal = [json.loads(line) for line in (work / "journal.jsonl").read_text().splitlines()]
+    relabels = [r for r in journal if r.get("type") == "relabel"]
+    assert len(relabels) == 10 and {r["round"] for r in relabels} == {1}
