@@ -133,7 +133,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
        the selection.
 
     Prediction (``predict_proba``) is the softmax of the sum of both networks' logits; after
-    :meth:`fine_tune` it uses network 1 alone (``inference_networks_``).
+    :meth:`fine_tune` with ``networks="first"`` (the paper) it uses network 1 alone
+    (``inference_networks_``).
 
     VoG (Variance of Gradients) is tracked for every sample from the **training forward pass**:
     the cross-entropy gradient with respect to the given label's row of the final linear layer
@@ -222,7 +223,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
         Per-class noise estimates (given-label classes) behind the class-aware reserves, scaled so
         that their sample-weighted mean is ``noise_rate_`` (estimated in every mode).
     inference_networks_ : int
-        2 after ``fit`` (sum of logits), 1 after :meth:`fine_tune` (network 1 only).
+        2 after ``fit`` (sum of logits); after :meth:`fine_tune`, 1 with ``networks="first"``
+        (network 1 only) and 2 with ``networks="both"``.
     classes_ : ndarray
         ``arange(n_classes)`` (labels are class indices).
     history : skorch History
