@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "InputStandardizer": "training",
     "recommended_net_kwargs": "training",
     "CosineLR": "training",
-    "RandomFlips": "training",
+    "RandomAugment": "training",
     # training/
     "CoTeachingClassifier": "training",
     "VoGTracker": "training",

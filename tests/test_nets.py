@@ -15,7 +15,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from modal_noisy.nets import SmallCNN, final_linear, make_backbone
-from modal_noisy.training import CosineLR, InputStandardizer, RandomFlips, recommended_net_kwargs
+from modal_noisy.training import CosineLR, InputStandardizer, RandomAugment, recommended_net_kwargs
 from modal_noisy.training._indexed import INDEX_KEY, X_KEY
 
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def _dihedral_images(x: torch.Tensor) -> list[torch.Tensor]:
 def test_random_flips_are_symmetries_and_cover_the_group(mode, n_variants):
     image = torch.arange(16.0).view(1, 1, 4, 4)
     batch = [(image[0].numpy(), 0)] * 400
-    xb, yb = RandomFlips(mode, random_state=0)(batch)
+    xb, yb = RandomAugment(mode, random_state=0)(batch)
     assert xb.shape == (400, 1, 4, 4) and yb.shape == (400,)
     variants = _dihedral_images(image[0])
     seen = set()
@@ -296,8 +296,8 @@ def test_random_flips_are_symmetries_and_cover_the_group(mode, n_variants):
 
 def test_random_flips_seeded_and_keeps_index_batches():
     items = [({X_KEY: np.full((1, 3, 3), i, np.float32), INDEX_KEY: i}, i % 2) for i in range(6)]
-    a, ya = RandomFlips("flips", random_state=3)(items)
-    b, _ = RandomFlips("flips", random_state=3)(items)
+    a, ya = RandomAugment("flips", random_state=3)(items)
+    b, _ = RandomAugment("flips", random_state=3)(items)
     torch.testing.assert_close(a[X_KEY], b[X_KEY])
     assert a[INDEX_KEY].tolist() == list(range(6))  # indices untouched
     assert ya.tolist() == [0, 1, 0, 1, 0, 1]
@@ -306,7 +306,7 @@ def test_random_flips_seeded_and_keeps_index_batches():
 @pytest.mark.parametrize(
     ("mode", "x", "exc", "match"),
     [
-        ("rotate", torch.zeros(2, 1, 4, 4), ValueError, "mode must be one of"),
+        ("rotate", torch.zeros(2, 1, 4, 4), ValueError, "flips must be one of"),
         ("dihedral", torch.zeros(2, 1, 4, 6), ValueError, "needs square images"),
         ("flips", torch.zeros(2, 16), TypeError, r"shape \(N, C, H, W\)"),
     ],
@@ -314,7 +314,40 @@ def test_random_flips_seeded_and_keeps_index_batches():
 )
 def test_random_flips_errors(mode, x, exc, match):
     with pytest.raises(exc, match=match):
-        RandomFlips(mode).augment(x)
+        RandomAugment(mode).augment(x)
+
+
+def test_random_shifts_translate_with_reflected_border_and_cover_all_offsets():
+    image = torch.arange(36.0).view(1, 1, 6, 6)
+    padded = torch.nn.functional.pad(image, (2, 2, 2, 2), mode="reflect")[0]
+    windows = {(dy, dx): padded[:, dy : dy + 6, dx : dx + 6] for dy in range(5) for dx in range(5)}
+    xb, _ = RandomAugment(None, max_shift=2, random_state=0)([(image[0].numpy(), 0)] * 300)
+    seen = set()
+    for x in xb:
+        matches = [offset for offset, w in windows.items() if torch.equal(x, w)]
+        assert matches, "a shifted image is not a window of the reflect-padded original"
+        seen.add(matches[0])
+    assert len(seen) == 25  # every offset in [-2, 2]² occurs
+
+
+def test_random_augment_flips_and_shifts_together_are_seeded():
+    x = torch.rand(32, 3, 8, 8)
+    a = RandomAugment("dihedral", max_shift=1, random_state=5).augment(x)
+    b = RandomAugment("dihedral", max_shift=1, random_state=5).augment(x)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, x)
+    # the multiset of pixel values of each image survives a flip, not a shift: only check the shape
+    assert a.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    ("max_shift", "match"),
+    [(-1, "max_shift must be >= 0"), (1.5, "max_shift must be an integer"), (4, "smaller than the image")],
+    ids=["negative", "float", "too-large"],
+)
+def test_random_shift_errors(max_shift, match):
+    with pytest.raises(ValueError, match=match):
+        RandomAugment(None, max_shift=max_shift).augment(torch.zeros(2, 1, 4, 4))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -384,7 +417,10 @@ def test_recommended_net_kwargs_shape():
     assert "iterator_train__collate_fn" not in kwargs
     assert kwargs["criterion"] is torch.nn.CrossEntropyLoss
     seeded = recommended_net_kwargs(augment="dihedral", random_state=4, optimizer="sgd")
-    assert seeded["iterator_train__collate_fn"].mode == "dihedral"
+    assert seeded["iterator_train__collate_fn"].flips == "dihedral"
+    assert seeded["iterator_train__collate_fn"].max_shift == 0
+    shifted = recommended_net_kwargs(max_shift=2, random_state=1)["iterator_train__collate_fn"]
+    assert (shifted.flips, shifted.max_shift, shifted.random_state) == (None, 2, 1)
     assert seeded["optimizer"] is torch.optim.SGD and seeded["optimizer__momentum"] == 0.9
     assert isinstance(seeded["iterator_train__generator"], torch.Generator)
     # every call builds fresh callbacks, so two nets never share state
@@ -394,6 +430,8 @@ def test_recommended_net_kwargs_shape():
         recommended_net_kwargs(optimizer="rmsprop")
     with pytest.raises(ValueError, match="augment must be one of"):
         recommended_net_kwargs(augment="crop")
+    with pytest.raises(ValueError, match="max_shift must be >= 0"):
+        recommended_net_kwargs(max_shift=-2)
     with pytest.raises(ValueError, match="lr must be > 0"):
         recommended_net_kwargs(lr=0)
 

@@ -1,6 +1,6 @@
 """skorch side of modal-noisy: training recipe, callbacks and the co-teaching classifier."""
 
-from modal_noisy.training._augment import RandomFlips
+from modal_noisy.training._augment import RandomAugment
 from modal_noisy.training._coteaching import CoTeachingClassifier
 from modal_noisy.training._recipe import recommended_net_kwargs
 from modal_noisy.training._schedule import CosineLR
@@ -11,7 +11,7 @@ __all__ = [
     "CoTeachingClassifier",
     "CosineLR",
     "InputStandardizer",
-    "RandomFlips",
+    "RandomAugment",
     "SelectionMonitor",
     "VoGTracker",
     "recommended_net_kwargs",
