@@ -83,7 +83,7 @@ def _epoch_seconds(net: Any, key: str = "dur") -> float:
 def epoch_time_ratios(exp: Any, *, epochs: int, device: str, seed: int, repeats: int) -> dict[str, Any]:
     """(a) through ``benchmarks/vog_overhead.py``'s interleaved measurement when it is importable.
 
-    Its ``_measure`` warms the three variants up until VoG selection is active, then trains them in
+    Its ``measure_epoch_times`` warms the three variants up until VoG selection is active, then trains them in
     interleaved rounds (A B C A B C ...) so that load from other processes hits all of them alike.
     Falls back to :func:`epoch_time_ratios_by_fit` (one fit per variant and repeat) otherwise.
     """
@@ -91,18 +91,19 @@ def epoch_time_ratios(exp: Any, *, epochs: int, device: str, seed: int, repeats:
         import vog_overhead
     except ImportError:
         vog_overhead = None
-    if exp.in_channels != 1 or not hasattr(vog_overhead, "_measure"):
+    if exp.in_channels != 1 or not hasattr(vog_overhead, "measure_epoch_times"):
         return epoch_time_ratios_by_fit(exp, epochs=epochs, device=device, seed=seed, repeats=repeats)
     settings = argparse.Namespace(rounds=max(3, repeats), epochs=max(1, epochs // 2), warmup=3,
                                   batch_size=64, width=32, threads=1, device=device)
-    res = vog_overhead._measure(exp.X_train, exp.y_given, exp.n_classes, settings)
+    res = vog_overhead.measure_epoch_times(exp.X_train, exp.y_given, exp.n_classes, settings)
     wall = {name: [float(np.median(r)) for r in rounds] for name, rounds in res["wall"].items()}
     cpu = res["cpu"]
     median = {name: float(np.median(v)) for name, v in wall.items()}
     cpu_median = {name: float(np.median(v)) for name, v in cpu.items()}
     return {
-        "method": f"vog_overhead._measure: {settings.rounds} interleaved rounds × {settings.epochs} epochs "
-                  f"after {settings.warmup} warm-up epochs (VoG selection active: {res['mixing']})",
+        "method": f"vog_overhead.measure_epoch_times: {settings.rounds} interleaved rounds × "
+                  f"{settings.epochs} epochs after {settings.warmup} warm-up epochs "
+                  f"(VoG selection active: {res['mixing']})",
         "epoch_seconds": median,
         "epoch_seconds_all": wall,
         "ratio_to_loss": {n: float(np.median(np.divide(wall[n], wall["loss"]))) for n in wall},

@@ -84,7 +84,7 @@ def _make(variant: dict, n_classes: int, args: argparse.Namespace):
     )
 
 
-def _measure(
+def measure_epoch_times(
     X: np.ndarray, y: np.ndarray, n_classes: int, args: argparse.Namespace
 ) -> dict[str, dict[str, list[float]]]:
     nets = {name: _make(v, n_classes, args) for name, v in VARIANTS.items()}
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     print(f"python {platform.python_version()}, {versions}; {device}, {args.threads} thread(s)")
     for title, X, y, n_classes in _datasets(args):
-        _report(title, _measure(X, y, n_classes, args), args)
+        _report(title, measure_epoch_times(X, y, n_classes, args), args)
 
 
 if __name__ == "__main__":
