@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -43,7 +44,7 @@ _DATASET_ORDER = {"digits-LT": 0, "RetinaMNIST": 1, "HAM10000-8x8": 2}
 def _group_order(item: tuple) -> tuple:
     """Sort groups keyed (dataset, ...) as digits-LT, RetinaMNIST, HAM10000-8x8, then any other."""
     key = item[0]
-    return (_DATASET_ORDER.get(key[0], 9), *key)
+    return (_DATASET_ORDER.get(key[0].split(" [")[0], 9), *key)
 STRATEGY_LABELS = {
     "random": "random",
     "entropy": "entropy",
@@ -72,6 +73,17 @@ def _get(record: dict[str, Any] | None, *path: Any) -> Any:
     return record
 
 
+def _label_recipe(record: dict[str, Any]) -> None:
+    """Fold a non-plain training recipe into the data-set label, so tables never mix recipes."""
+    recipe = record.get("recipe") or "plain"  # records before the recipe field were plain
+    if recipe != "plain" and not record["dataset"].endswith(f"[{recipe}]"):
+        record["dataset"] = f"{record['dataset']} [{recipe}]"
+
+
+def _file_label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
+
+
 def load(include_quick: bool) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     files, p1, p2, speeds = [], {}, {}, []
     for path in sorted(RESULTS_DIR.glob("*.json")):
@@ -83,6 +95,8 @@ def load(include_quick: bool) -> tuple[list[dict], list[dict], list[dict], list[
                       "previous_commands": data.get("previous_commands", []),
                       "carried_over": data.get("carried_over")})
         if path.stem.startswith("quality"):
+            for r in (*data.get("phase1", []), *data.get("phase2", [])):
+                _label_recipe(r)
             for r in data.get("phase1", []):
                 p1[(r["dataset"], r["noise_kind"], r["noise_rate"], r["seed"], r["method"],
                     r["epochs"])] = r
@@ -408,7 +422,7 @@ def retention_figure(dataset, kind, rate, epochs, by_method, counts) -> str | No
     ax.set_title(f"{dataset}, {kind} {rate:g}: share of each class's clean samples kept")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    name = f"retention_{dataset}_{kind}{rate:g}_e{epochs}.png"
+    name = _file_label(f"retention_{dataset}_{kind}{rate:g}_e{epochs}") + ".png"
     fig.savefig(RESULTS_DIR / name, dpi=110)
     plt.close(fig)
     return name
@@ -435,7 +449,7 @@ def cleaning_figure(dataset, kind, rate, frac, records) -> str | None:
     ax2.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{dataset}, {kind} {rate:g}, budget {frac:.0%} (mean over seeds)")
     fig.tight_layout()
-    name = f"cleaning_{dataset}_{kind}{rate:g}_b{round(frac * 100)}.png"
+    name = _file_label(f"cleaning_{dataset}_{kind}{rate:g}_b{round(frac * 100)}") + ".png"
     fig.savefig(RESULTS_DIR / name, dpi=110)
     plt.close(fig)
     return name

@@ -105,11 +105,23 @@ def _key(record: dict[str, Any], fields: tuple[str, ...]) -> tuple:
     return tuple(record.get(f) for f in fields)
 
 
-PHASE1_KEY = ("dataset", "noise_kind", "noise_rate", "seed", "method", "epochs", "num_gradual")
+PHASE1_KEY = ("dataset", "noise_kind", "noise_rate", "seed", "method", "epochs", "num_gradual", "recipe")
 PHASE2_KEY = (
     "dataset", "noise_kind", "noise_rate", "seed", "strategy", "budget_fraction", "rounds",
-    "recalibration_epochs", "epochs", "num_gradual",
+    "recalibration_epochs", "epochs", "num_gradual", "recipe",
 )
+
+
+def recipe_name(recipe: dict[str, Any]) -> str:
+    """A short label of the training augmentation, e.g. ``"flips+shift2"``; ``"plain"`` for none."""
+    parts = [recipe["augment"]] if recipe.get("augment") else []
+    if recipe.get("max_shift"):
+        parts.append(f"shift{recipe['max_shift']}")
+    return "+".join(parts) or "plain"
+
+
+def _effective_recipe(exp: Any, args: argparse.Namespace) -> str:
+    return recipe_name(exp.recipe if args.net_recipe is None else args.net_recipe)
 
 
 # ----------------------------------------------------------------------------- phase 1
@@ -119,7 +131,8 @@ def _fit_cross_entropy(exp, y, args, seed):
     from modal_noisy._experiment import build_cross_entropy
 
     model = build_cross_entropy(
-        exp, max_epochs=args.epochs, device=args.device, random_state=seed, verbose=0
+        exp, max_epochs=args.epochs, device=args.device, random_state=seed, verbose=0,
+        recipe=args.net_recipe,
     )
     with Stopwatch() as sw:
         model.fit(exp.X_train, y)
@@ -141,7 +154,7 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
         for fold, (train, held) in enumerate(folds.split(X, y)):
             model = build_cross_entropy(
                 exp, max_epochs=args.epochs, device=args.device,
-                random_state=seed * 100 + fold + 1, verbose=0,
+                random_state=seed * 100 + fold + 1, verbose=0, recipe=args.net_recipe,
             )
             model.fit(X[train], y[train])
             probs[held] = model.predict_proba(X[held])
@@ -160,7 +173,8 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
         }
     ]
     final = build_cross_entropy(
-        exp, max_epochs=args.epochs, device=args.device, random_state=seed, verbose=0
+        exp, max_epochs=args.epochs, device=args.device, random_state=seed, verbose=0,
+        recipe=args.net_recipe,
     )
     # pred_probs= is CleanLearning's documented way to reuse out-of-sample probabilities: the
     # same 5-fold CV of the same network is not run twice
@@ -195,6 +209,7 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
         device=args.device,
         random_state=seed,
         num_gradual=args.num_gradual,
+        recipe=args.net_recipe,
         verbose=0,
     )
     with Stopwatch() as sw:
@@ -218,6 +233,7 @@ def run_phase1(exp, spec, kind, rate, seed, methods, args, done, out) -> None:
         "seed": seed,
         "epochs": args.epochs,
         "num_gradual": args.num_gradual,
+        "recipe": _effective_recipe(exp, args),
         "true_noise_rate": float(exp.is_noisy.mean()),
         "n_train": len(exp.y_given),
         "class_counts": np.bincount(exp.y_true, minlength=exp.n_classes).tolist(),
@@ -304,7 +320,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     base = {
         "dataset": spec.name, "noise_kind": kind, "noise_rate": rate, "seed": seed,
         "epochs": args.epochs, "num_gradual": args.num_gradual, "rounds": args.rounds,
-        "recalibration_epochs": args.recal_epochs, "n_train": n,
+        "recalibration_epochs": args.recal_epochs, "n_train": n, "recipe": _effective_recipe(exp, args),
         "true_noise_rate": float(exp.is_noisy.mean()),
     }
     jobs = [
@@ -318,6 +334,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     net = build_coteaching(
         exp, max_epochs=args.epochs, selection="loss+vog", mix_ratio=0.2, forget_rate="auto",
         class_aware=True, device=args.device, random_state=seed, num_gradual=args.num_gradual,
+        recipe=args.net_recipe,
         verbose=0,
     )
     with Stopwatch() as sw:
@@ -393,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--recal-epochs", type=int, default=10)
     p.add_argument("--skip-phase1", action="store_true")
+    p.add_argument("--recipe", choices=["auto", "plain"], default="auto",
+                   help="auto: flips + 2-pixel shifts for the medical sets, none for digits "
+                        "(modal_noisy._experiment.MEDICAL_RECIPE); plain: no augmentation anywhere")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--tag", default=None, help="results file: results/quality_<tag>.json")
@@ -410,6 +430,7 @@ def main(argv: list[str] | None = None) -> Path:
         args.epochs, args.num_gradual, args.rounds, args.recal_epochs = 12, 4, 2, 3
         args.phase2_datasets, args.phase2_noise = ["digits-LT"], ["symmetric:0.4"]
         args.strategies, args.budgets = ["random", "vog", "cb_vog"], [0.10]
+    args.net_recipe = None if args.recipe == "auto" else {}
     tag = args.tag or ("quick" if args.quick else "main")
     torch.set_num_threads(args.threads)
     ensure_training_exports()

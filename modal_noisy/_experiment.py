@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Experiment", "build_coteaching", "build_cross_entropy", "load_experiment"]
+__all__ = ["MEDICAL_RECIPE", "Experiment", "build_coteaching", "build_cross_entropy", "load_experiment"]
+
+#: Training augmentation for orientation-free medical images (fundus, dermoscopy): random flips and
+#: shifts of up to 2 pixels. It lifted RetinaMNIST's clean-label balanced accuracy from 0.31 to
+#: about 0.37 (``benchmarks/clean_upper_bound.py``); digits get none (their class depends on it).
+MEDICAL_RECIPE: dict[str, Any] = {"augment": "flips", "max_shift": 2}
 
 
 @dataclass
@@ -29,6 +34,8 @@ class Experiment:
     y_test: np.ndarray
     n_classes: int
     class_names: list[str] = field(default_factory=list)
+    #: extra ``recommended_net_kwargs`` for this kind of image (see ``MEDICAL_RECIPE``)
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_channels(self) -> int:
@@ -49,6 +56,8 @@ def load_experiment(
     random_state: int = 0,
 ) -> Experiment:
     """Load a data set, split it and inject label noise into the training split.
+
+    The medical sources carry :data:`MEDICAL_RECIPE` as their ``recipe``; digits none.
 
     Parameters
     ----------
@@ -114,6 +123,7 @@ def load_experiment(
         y_test=y_test,
         n_classes=n_classes,
         class_names=[str(c) for c in range(n_classes)],
+        recipe={} if source == "digits" else dict(MEDICAL_RECIPE),
     )
 
 
@@ -135,13 +145,18 @@ def build_coteaching(
     class_aware: bool = False,
     device: str = "cpu",
     random_state: int = 0,
+    recipe: dict[str, Any] | None = None,
     **params: Any,
 ):
-    """A :class:`~modal_noisy.CoTeachingClassifier` with a SmallCNN and the recommended recipe."""
+    """A :class:`~modal_noisy.CoTeachingClassifier` with a SmallCNN and the recommended recipe.
+
+    ``recipe`` (default: the experiment's) adds keyword arguments of ``recommended_net_kwargs``
+    such as ``augment``; ``params`` override single skorch parameters.
+    """
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import CoTeachingClassifier, recommended_net_kwargs
 
-    kwargs = recommended_net_kwargs(max_epochs=max_epochs)
+    kwargs = recommended_net_kwargs(max_epochs=max_epochs, **_recipe(experiment, recipe))
     kwargs.update(params)
     return CoTeachingClassifier(
         SmallCNN,
@@ -157,7 +172,13 @@ def build_coteaching(
 
 
 def build_cross_entropy(
-    experiment: Experiment, *, max_epochs: int = 40, device: str = "cpu", random_state: int = 0, **params
+    experiment: Experiment,
+    *,
+    max_epochs: int = 40,
+    device: str = "cpu",
+    random_state: int = 0,
+    recipe: dict[str, Any] | None = None,
+    **params: Any,
 ):
     """The plain cross-entropy baseline: the same SmallCNN and recipe, one network, all labels."""
     import torch
@@ -166,7 +187,7 @@ def build_cross_entropy(
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import recommended_net_kwargs
 
-    kwargs = recommended_net_kwargs(max_epochs=max_epochs)
+    kwargs = recommended_net_kwargs(max_epochs=max_epochs, **_recipe(experiment, recipe))
     # SmallCNN returns logits: skorch's default NLLLoss would take their log (NaN losses)
     kwargs.setdefault("criterion", torch.nn.CrossEntropyLoss)
     kwargs.update(params)
@@ -179,6 +200,10 @@ def build_cross_entropy(
     )
     # skorch seeds nothing itself: initialise and train under a private, seeded RNG state
     return _Seeded(net, random_state, torch)
+
+
+def _recipe(experiment: Experiment, recipe: dict[str, Any] | None) -> dict[str, Any]:
+    return dict(experiment.recipe if recipe is None else recipe)
 
 
 class _Seeded:

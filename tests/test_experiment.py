@@ -1,0 +1,58 @@
+"""The shared experiment set-up: the medical sources train with the medical augmentation recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modal_noisy._experiment import (
+    MEDICAL_RECIPE,
+    build_coteaching,
+    build_cross_entropy,
+    load_experiment,
+)
+from modal_noisy.training import RandomAugment
+
+
+@pytest.fixture
+def tiny_retina(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, size in (("train", 30), ("val", 10), ("test", 10)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (size, 12, 12, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = np.arange(size).reshape(-1, 1) % 3
+    path = tmp_path / "tiny.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _augmenter(estimator):
+    net = getattr(estimator, "net", estimator)  # build_cross_entropy wraps the net for seeding
+    return net.get_params().get("iterator_train__collate_fn")
+
+
+def test_digits_train_without_augmentation():
+    exp = load_experiment("digits", noise_rate=0.2, random_state=0)
+    assert exp.recipe == {}
+    assert _augmenter(build_coteaching(exp, max_epochs=1)) is None
+    assert _augmenter(build_cross_entropy(exp, max_epochs=1)) is None
+
+
+def test_medical_sources_carry_the_medical_recipe(tiny_retina):
+    exp = load_experiment("medmnist", path=tiny_retina, noise_rate=0.2, random_state=0)
+    assert exp.recipe == MEDICAL_RECIPE == {"augment": "flips", "max_shift": 2}
+    exp.recipe["max_shift"] = 1  # the experiment owns a copy: the module constant is untouched
+    assert MEDICAL_RECIPE["max_shift"] == 2
+    for build in (build_coteaching, build_cross_entropy):
+        aug = _augmenter(build(exp, max_epochs=1))
+        assert isinstance(aug, RandomAugment) and (aug.flips, aug.max_shift) == ("flips", 1)
+        assert _augmenter(build(exp, max_epochs=1, recipe={})) is None  # explicit override
+
+
+def test_medical_recipe_trains_end_to_end(tiny_retina):
+    exp = load_experiment("medmnist", path=tiny_retina, noise_rate=0.2, random_state=0)
+    net = build_coteaching(exp, max_epochs=2, forget_rate=0.2, verbose=0).fit(exp.X_train, exp.y_given)
+    again = build_coteaching(exp, max_epochs=2, forget_rate=0.2, verbose=0).fit(exp.X_train, exp.y_given)
+    # augmentation draws come from the net's seeded stream: the same seed trains the same model
+    np.testing.assert_array_equal(net.clean_mask_, again.clean_mask_)
+    np.testing.assert_allclose(net.predict_proba(exp.X_test), again.predict_proba(exp.X_test), rtol=1e-5)
