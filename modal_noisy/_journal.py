@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,6 +193,51 @@ class RelabelJournal:
 
     def __repr__(self) -> str:
         return f"RelabelJournal({str(self.path)!r})"
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the journal (``<journal>.lock``)."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the journal while a run writes to it.
+
+        Two processes appending to one journal would interleave the expert's answers of different
+        runs, so a second ``lock()`` fails at once instead of waiting. The lock belongs to the open
+        lock file: a process that dies, however abruptly, releases it, and the ``.lock`` file left
+        behind is harmless. Advisory, and only where :mod:`fcntl` exists (POSIX); elsewhere it
+        does nothing.
+
+        Raises
+        ------
+        RuntimeError
+            When another open lock holds the journal; the message names the holder's process id.
+        """
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RuntimeError(
+                    f"journal {str(self.path)!r} is in use by another run (process {holder}); wait for "
+                    "it to finish, or use another journal path"
+                ) from None
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(str(os.getpid()))
+                fh.flush()
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ start / read
     def start(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,13 @@ class ActiveLabelCleaner:
         query, X, y_noisy, X_val, y_val, X_test, y_test, y_true, n_classes = self._validate(
             X, y_noisy, oracle, X_val, y_val, X_test, y_test, y_true
         )
+        lock = RelabelJournal(self.journal).lock() if self.journal is not None else nullcontext()
+        with lock:  # one run per journal at a time
+            return self._loop(
+                query, X, y_noisy, oracle, X_val, y_val, X_test, y_test, y_true, n_classes, resume=resume
+            )
+
+    def _loop(self, query, X, y_noisy, oracle, X_val, y_val, X_test, y_test, y_true, n_classes, *, resume):
         settings = self._settings()
         journal, replay = self._open_journal(X, y_noisy, settings, resume=resume)
 

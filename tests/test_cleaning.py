@@ -102,6 +102,16 @@ def test_unseeded_estimator_with_journal_refused(experiment, tmp_path):
                     **_fit_kwargs(experiment))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX only")
+def test_journal_in_use_by_another_run_refused(experiment, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment, _NoTraining), journal=journal, **TINY)
+    with RelabelJournal(journal).lock(), pytest.raises(RuntimeError, match="in use by another run"):
+        cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                    **_fit_kwargs(experiment))
+    assert not journal.exists()  # refused before the header was written
+
+
 @pytest.fixture(scope="module")
 def reference_run(experiment, tmp_path_factory):
     """One uninterrupted tiny run with a journal: the ground truth for the resume tests."""

@@ -289,3 +289,39 @@ def test_sigkill_at_random_moment_loses_no_acknowledged_relabel(tmp_path, seed):
     assert all(len(items) == 3 for items in state.relabels.values())
     journal.append_relabels(999, [1], [0], [1])
     assert RelabelJournal(path).read().relabels[999] == [(1, 1)]
+
+
+# ------------------------------------------------------------------ one run per journal
+needs_fcntl = pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX only")
+
+
+@needs_fcntl
+def test_lock_is_exclusive_and_released(journal):
+    with journal.lock():
+        assert journal.lock_path.read_text() == str(os.getpid())
+        # a second open lock (another process, or a second run in this one) is refused at once
+        with pytest.raises(RuntimeError, match=rf"in use by another run \(process {os.getpid()}\)"):
+            with RelabelJournal(journal.path).lock():
+                pass
+    with RelabelJournal(journal.path).lock():  # released on exit, even with the file left behind
+        pass
+
+
+@needs_fcntl
+def test_lock_dies_with_its_process(journal):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"fh = open({str(journal.lock_path)!r}, 'a+'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RuntimeError, match="in use by another run"):
+            with journal.lock():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with journal.lock():  # the kernel released the dead process's lock
+        pass
