@@ -26,6 +26,7 @@ from _common import BENCH_DIR, RESULTS_DIR, load_json, mean_std
 
 METHOD_LABELS = {
     "clean_ceiling": "clean-label ceiling (CE on true labels)",
+    "clean_ceiling_pair": "clean-label ceiling of the co-teaching pair (τ = 0, true labels)",
     "cross_entropy": "cross-entropy (noisy labels)",
     "coteaching": "co-teaching, loss (τ = true rate)",
     "coteaching_vog_0.2": "co-teaching + VoG λ=0.2 (paper, τ = true rate)",

@@ -61,6 +61,7 @@ COTEACHING_METHODS: dict[str, tuple[str, float, bool, str]] = {
 }
 PHASE1_METHODS = (
     "clean_ceiling",
+    "clean_ceiling_pair",
     "cross_entropy",
     *COTEACHING_METHODS,
     "cleanlab_find_label_issues",
@@ -225,6 +226,20 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
     }
 
 
+def _ceiling_pair_run(exp, args, seed) -> dict[str, Any]:
+    """The co-teaching pair (the two networks whose summed logits it predicts with) on true labels."""
+    from modal_noisy._experiment import build_coteaching
+
+    net = build_coteaching(
+        exp, max_epochs=args.epochs, selection="loss", forget_rate=0.0, device=args.device,
+        random_state=seed, num_gradual=args.num_gradual, recipe=args.net_recipe, verbose=0,
+    )
+    with Stopwatch() as sw:
+        net.fit(exp.X_train, exp.y_true)
+    return {"method": "clean_ceiling_pair", "fit_seconds": sw.seconds, "selection": None,
+            "noise_rate_estimate": None, "test": _test_metrics(net, exp)}
+
+
 def run_phase1(exp, spec, kind, rate, seed, methods, args, done, out) -> None:
     base = {
         "dataset": spec.name,
@@ -260,6 +275,8 @@ def run_phase1(exp, spec, kind, rate, seed, methods, args, done, out) -> None:
         model, seconds = _fit_cross_entropy(exp, exp.y_true, args, seed)
         emit({"method": "clean_ceiling", "fit_seconds": seconds, "selection": None,
               "noise_rate_estimate": None, "test": _test_metrics(model, exp)})
+    if todo("clean_ceiling_pair"):
+        emit(_ceiling_pair_run(exp, args, seed))
     if todo("cross_entropy"):
         model, seconds = _fit_cross_entropy(exp, exp.y_given, args, seed)
         emit({"method": "cross_entropy", "fit_seconds": seconds,
