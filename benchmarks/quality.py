@@ -428,8 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recal-epochs", type=int, default=10)
     p.add_argument("--skip-phase1", action="store_true")
     p.add_argument("--recipe", choices=["auto", "plain"], default="auto",
-                   help="auto: flips + 2-pixel shifts for the medical sets, none for digits "
-                        "(modal_noisy._experiment.MEDICAL_RECIPE); plain: no augmentation anywhere")
+                   help="auto: flips and small shifts for the medical sets, none for digits "
+                        "(modal_noisy._experiment.medical_recipe); plain: no augmentation anywhere")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--tag", default=None, help="results file: results/quality_<tag>.json")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from modal_noisy._experiment import (
-    MEDICAL_RECIPE,
     build_coteaching,
     build_cross_entropy,
     load_experiment,
+    medical_recipe,
 )
 from modal_noisy.training import RandomAugment
 
@@ -40,13 +40,17 @@ def test_digits_train_without_augmentation():
 
 def test_medical_sources_carry_the_medical_recipe(tiny_retina):
     exp = load_experiment("medmnist", path=tiny_retina, noise_rate=0.2, random_state=0)
-    assert exp.recipe == MEDICAL_RECIPE == {"augment": "flips", "max_shift": 2}
-    exp.recipe["max_shift"] = 1  # the experiment owns a copy: the module constant is untouched
-    assert MEDICAL_RECIPE["max_shift"] == 2
+    assert exp.recipe == {"augment": "flips", "max_shift": 0}  # 12×12: too small to shift
+    exp.recipe["max_shift"] = 1
     for build in (build_coteaching, build_cross_entropy):
         aug = _augmenter(build(exp, max_epochs=1))
         assert isinstance(aug, RandomAugment) and (aug.flips, aug.max_shift) == ("flips", 1)
         assert _augmenter(build(exp, max_epochs=1, recipe={})) is None  # explicit override
+
+
+@pytest.mark.parametrize(("side", "shift"), [(8, 0), (13, 0), (14, 1), (28, 2), (64, 4)])
+def test_medical_recipe_scales_shifts_with_the_image(side, shift):
+    assert medical_recipe(side) == {"augment": "flips", "max_shift": shift}
 
 
 def test_medical_recipe_trains_end_to_end(tiny_retina):
