@@ -536,28 +536,3 @@ def test_cuda_fit_predict_and_pickle(data):
     np.testing.assert_allclose(restored.predict_proba(X), proba, rtol=1e-5)
     net.fine_tune(X, y, epochs=1)
     assert net.inference_networks_ == 1
-
-
-class _InputRecorder(TinyMLP):
-    """Records the training inputs it sees, to tell which view each network got."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.seen = x.detach().clone()
-        return super().forward(x)
-
-
-@pytest.mark.parametrize("peer_draws", [False, True], ids=["shared-view", "own-view"])
-def test_peer_draws_give_network_two_its_own_augmentation(data, peer_draws):
-    from modal_noisy.training import RandomAugment
-
-    X, y, _ = data
-    net = make_net(
-        _InputRecorder, max_epochs=1, selection="loss", callbacks=None,
-        iterator_train__collate_fn=RandomAugment("dihedral", peer_draws=peer_draws, random_state=0),
-    ).fit(X, y)
-    x1, x2 = net.module_.seen, net.module2_.seen
-    assert x1.shape == x2.shape
-    # each network's input is a symmetry of the same images; with peer_draws they differ
-    assert torch.equal(x1.flatten(1).sort(1).values, x2.flatten(1).sort(1).values)
-    assert torch.equal(x1, x2) is (not peer_draws)

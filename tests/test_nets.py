@@ -16,7 +16,7 @@ from torch import nn
 
 from modal_noisy.nets import SmallCNN, final_linear, make_backbone
 from modal_noisy.training import CosineLR, InputStandardizer, RandomAugment, recommended_net_kwargs
-from modal_noisy.training._indexed import INDEX_KEY, PEER_X_KEY, X_KEY
+from modal_noisy.training._indexed import INDEX_KEY, X_KEY
 
 # --------------------------------------------------------------------------------------------------
 # SmallCNN
@@ -485,13 +485,3 @@ def test_recipe_learns_digits_lt(digits_lt):
     ).fit(digits_lt.X_train, digits_lt.y_train)
     score = balanced_accuracy_score(digits_lt.y_test, net.predict(digits_lt.X_test))
     assert score >= 0.85, f"balanced accuracy {score:.3f} after {time.perf_counter() - start:.1f}s"
-
-
-def test_peer_draws_only_for_indexed_batches():
-    items = [({X_KEY: np.random.default_rng(i).random((1, 6, 6), dtype=np.float32), INDEX_KEY: i}, 0)
-             for i in range(16)]
-    batch, _ = RandomAugment("flips", max_shift=1, peer_draws=True, random_state=0)(items)
-    assert batch[PEER_X_KEY].shape == batch[X_KEY].shape == (16, 1, 6, 6)
-    assert not torch.equal(batch[PEER_X_KEY], batch[X_KEY])  # an independent draw, not a copy
-    plain, _ = RandomAugment("flips", peer_draws=True, random_state=0)([(x[X_KEY], 0) for x, _ in items])
-    assert isinstance(plain, torch.Tensor) and plain.shape == (16, 1, 6, 6)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import default_collate
 
 from modal_noisy._validation import check_choice, check_positive_int
-from modal_noisy.training._indexed import INDEX_KEY, PEER_X_KEY, X_KEY
+from modal_noisy.training._indexed import X_KEY
 
 __all__ = ["FLIP_MODES", "RandomAugment"]
 
@@ -34,11 +34,6 @@ class RandomAugment:
     max_shift : int, default=0
         Translate each image by a uniform random offset in ``[-max_shift, max_shift]`` pixels along
         each axis, filling the border by reflection (it must be smaller than the image's sides).
-    peer_draws : bool, default=False
-        For batches of :class:`~modal_noisy.training.CoTeachingClassifier` (its indexed training
-        dataset), also make a second, independently drawn view for its second network, so the two
-        peers see differently flipped and shifted images and disagree more. Other batches get one
-        view as usual.
     random_state : int or None, default=None
         Seed of a private ``torch.Generator`` (created at the first batch); None draws from torch's
         global generator (never seeding it).
@@ -51,16 +46,10 @@ class RandomAugment:
     """
 
     def __init__(
-        self,
-        flips: str | None = "flips",
-        *,
-        max_shift: int = 0,
-        peer_draws: bool = False,
-        random_state: int | None = None,
+        self, flips: str | None = "flips", *, max_shift: int = 0, random_state: int | None = None
     ) -> None:
         self.flips = flips
         self.max_shift = max_shift
-        self.peer_draws = peer_draws
         self.random_state = random_state
 
     def _generator(self) -> torch.Generator | None:
@@ -124,13 +113,11 @@ class RandomAugment:
         if isinstance(xb, Mapping) and X_KEY in xb:
             out = dict(xb)
             out[X_KEY] = self.augment(xb[X_KEY])
-            if self.peer_draws and INDEX_KEY in xb:
-                out[PEER_X_KEY] = self.augment(xb[X_KEY])
             return out
         return self.augment(xb)
 
     def __repr__(self) -> str:
         return (
             f"RandomAugment(flips={self.flips!r}, max_shift={self.max_shift!r}, "
-            f"peer_draws={self.peer_draws!r}, random_state={self.random_state!r})"
+            f"random_state={self.random_state!r})"
         )

@@ -26,7 +26,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
-from modal_noisy.training._indexed import PEER_X_KEY, IndexedDataset, split_index
+from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._seeding import draw_seeds, torch_seed
 from modal_noisy.training._selection import (
@@ -551,14 +551,11 @@ class CoTeachingClassifier(NeuralNetClassifier):
                 "CoTeachingClassifier needs batches from its own training dataset "
                 "(override get_split_datasets only through IndexedDataset)"
             )
-        # network 2 gets its own augmented view when the collate_fn drew one (RandomAugment(peer_draws=True))
-        x2 = Xi.get(PEER_X_KEY, x) if isinstance(Xi, Mapping) else x
         x = to_tensor(x, device=self.device)
-        x2 = x if x2 is x else to_tensor(x2, device=self.device)
         y = to_tensor(yi, device=self.device)
         index = index.to(self.device)
         logits1, h1 = self._forward_capture(self.module_, x, fit_params)
-        logits2, h2 = self._forward_capture(self.module2_, x2, fit_params)
+        logits2, h2 = self._forward_capture(self.module2_, x, fit_params)
         loss1 = self._per_sample_loss(logits1, y)
         loss2 = self._per_sample_loss(logits2, y)
         sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())

@@ -8,13 +8,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["INDEX_KEY", "PEER_X_KEY", "X_KEY", "IndexedDataset", "split_index"]
+__all__ = ["INDEX_KEY", "X_KEY", "IndexedDataset", "split_index"]
 
 # Reserved keys: a user's own X (array, tensor, dict, list) travels untouched under X_KEY.
 X_KEY = "__modal_noisy_x__"
 INDEX_KEY = "__modal_noisy_index__"
-# Optional: a second augmented view of the batch for co-teaching's second network
-PEER_X_KEY = "__modal_noisy_peer_x__"
 
 
 class IndexedDataset(Dataset):

@@ -28,7 +28,6 @@ def recommended_net_kwargs(
     standardize: bool = True,
     augment: str | None = None,
     max_shift: int = 0,
-    peer_draws: bool = False,
     random_state: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a skorch ``NeuralNetClassifier`` that train the small CNNs well.
@@ -72,9 +71,6 @@ def recommended_net_kwargs(
         fourteenth of the side (2 at 28×28: RetinaMNIST's clean-label balanced accuracy rose from
         0.31 to 0.37) and no shifts on tiny images (2 pixels on HAM10000 8×8 cost 0.08; see
         ``benchmarks/README.md``).
-    peer_draws : bool, default=False
-        With augmentation and a :class:`~modal_noisy.training.CoTeachingClassifier`, draw the second
-        network's augmentation independently of the first's (``RandomAugment(peer_draws=True)``).
     random_state : int or None, default=None
         Seed of a private ``torch.Generator`` for the shuffling (``iterator_train__generator``)
         and of the augmentation. The module's initialisation is seeded separately
@@ -122,6 +118,6 @@ def recommended_net_kwargs(
     max_shift = check_positive_int(max_shift, "max_shift", minimum=0)
     if augment is not None or max_shift:
         kwargs["iterator_train__collate_fn"] = RandomAugment(
-            augment, max_shift=max_shift, peer_draws=bool(peer_draws), random_state=random_state
+            augment, max_shift=max_shift, random_state=random_state
         )
     return kwargs
