@@ -13,7 +13,8 @@ reference line, unweighted and with ``class_weight="balanced"``.
 Data: digits-LT (scikit-learn's bundled digits, 10× long-tailed train split, balanced test split),
 RetinaMNIST (MedMNIST ``.npz``: trained on ``train``, scored on ``test``), HAM10000 8×8
 (``hmnist_8_8_L.csv``: stratified 70/10/20 split with ``random_state=0``, scored on the 20% test
-part; the same split for every seed). Seeds vary the network initialisation and the shuffling only.
+part; the same split for every seed). Seeds vary the network initialisation, the shuffling and the
+augmentation draws only.
 A data set whose file is absent is skipped with a message.
 
     .venv/bin/python benchmarks/clean_upper_bound.py            # 3 seeds, 40 epochs
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plain-only",
         action="store_true",
-        help="skip the column of the medical recipe (flips + 2-pixel shifts) on the medical sets",
+        help="skip the single-network column of the medical recipe on the medical sets",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 epochs")
     args = parser.parse_args(argv)
@@ -193,13 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         X_train, y_train, X_test, _ = data
         counts = np.bincount(y_train)
         cells = []
+        is_digits = name.startswith("digits")
         for label, kind, pair in variants:
-            recipe = medical_recipe(min(X_train.shape[-2:])) if kind else {}
-            if name.startswith("digits"):
-                if kind and not pair:
-                    cells += ["n/a (digits train plain: their class depends on orientation)", "", ""]
-                    continue
-                recipe = {}
+            if is_digits and kind and not pair:
+                cells += ["n/a (digits train plain: their class depends on orientation)", "", ""]
+                continue
+            recipe = medical_recipe(min(X_train.shape[-2:])) if kind and not is_digits else {}
             scores, corrected, times = [], [], []
             for seed in args.seeds:
                 score, score_corrected, per_epoch = _cnn_score(data, seed, args, recipe, pair)

@@ -45,7 +45,14 @@ _DATASET_ORDER = {"digits-LT": 0, "RetinaMNIST": 1, "HAM10000-8x8": 2}
 def _group_order(item: tuple) -> tuple:
     """Sort groups keyed (dataset, ...) as digits-LT, RetinaMNIST, HAM10000-8x8, then any other."""
     key = item[0]
-    return (_DATASET_ORDER.get(key[0].split(" [")[0], 9), *key)
+    return (_DATASET_ORDER.get(_base(key[0]), 9), *key)
+
+
+def _base(dataset: str) -> str:
+    """The data set's name without its recipe label: ``"RetinaMNIST [flips+shift2]"`` -> ``"RetinaMNIST"``."""
+    return dataset.split(" [")[0]
+
+
 STRATEGY_LABELS = {
     "random": "random",
     "entropy": "entropy",
@@ -476,8 +483,7 @@ def cost_lines(p1: list[dict], p2: list[dict]) -> list[str]:
         if " [" not in dataset and any(d.startswith(dataset + " [") for d in per_epoch):
             continue  # superseded by the same data set's run with its own recipe
         s = sum(float(np.mean(v)) for m, v in methods.items() if m != "ours_true_rate")
-        base = dataset.split(" [")[0]
-        n_noise = 4 if base == "RetinaMNIST" else 5  # symmetric 0.8 is uninformative with 5 classes
+        n_noise = 4 if _base(dataset) == "RetinaMNIST" else 5  # symmetric 0.8 is uninformative with 5 classes
         est = s * 40 * n_noise * 3
         total += est
         lines.append(f"| {dataset} | {s:.1f} s | {est / 3600:.1f} h ({n_noise} noise settings) |")
@@ -507,16 +513,16 @@ def _not_run(p1: list[dict], p2: list[dict]) -> list[str]:
     """Per data set of the full grid: the noise settings, seeds and phase-2 runs still missing."""
     notes = []
     for base, n_settings in FULL_DATASETS.items():
-        rs = [r for r in p1 if r["dataset"].split(" [")[0] == base]
-        settings = {(r["noise_kind"], r["noise_rate"]) for r in rs}
-        full_seeds = {(r["noise_kind"], r["noise_rate"]) for r in rs
-                      if len({x["seed"] for x in rs if x["noise_kind"] == r["noise_kind"]
-                              and x["noise_rate"] == r["noise_rate"]}) >= 3}
-        q = [r for r in p2 if r["dataset"].split(" [")[0] == base]
+        seeds: dict[tuple, set[int]] = defaultdict(set)
+        for r in p1:
+            if _base(r["dataset"]) == base:
+                seeds[(r["noise_kind"], r["noise_rate"])].add(r["seed"])
+        few_seeds = sum(len(s) < 3 for s in seeds.values())
+        q = [r for r in p2 if _base(r["dataset"]) == base]
         budgets = sorted({r["budget_fraction"] for r in q})
         notes.append(
-            f"{base}: {n_settings - len(settings)} of {n_settings} noise settings not run, "
-            f"{len(settings) - len(full_seeds)} run with fewer than 3 seeds, phase 2 "
+            f"{base}: {n_settings - len(seeds)} of {n_settings} noise settings not run, "
+            f"{few_seeds} run with fewer than 3 seeds, phase 2 "
             + (f"at budgets {budgets} for {len({(r['noise_kind'], r['noise_rate']) for r in q})} setting(s)"
                if q else "not run")
         )
