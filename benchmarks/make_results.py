@@ -34,11 +34,14 @@ METHOD_LABELS = {
     "coteaching_random_0.2": "co-teaching + random fill λ=0.2 (control)",
     "ours": "**ours**: + VoG λ=0.2, class-aware, τ estimated",
     "ours_true_rate": "ours with τ = true rate (ablation)",
+    "ours_audit": "ours with τ from a random 5% audit",
     "cleanlab_find_label_issues": "cleanlab find_label_issues (5-fold OOS)",
     "cleanlab_cleanlearning": "cleanlab CleanLearning",
 }
 METHOD_ORDER = list(METHOD_LABELS)
-DEFAULT_METHODS = [m for m in METHOD_ORDER if m != "ours_true_rate"]
+# variants of ours: never "the best other method", and not required of a run (they came later)
+OUR_VARIANTS = ("ours", "ours_true_rate", "ours_audit")
+DEFAULT_METHODS = [m for m in METHOD_ORDER if m not in OUR_VARIANTS[1:]]
 _DATASET_ORDER = {"digits-LT": 0, "RetinaMNIST": 1, "HAM10000-8x8": 2}
 
 
@@ -190,15 +193,22 @@ def phase1_tables(p1: list[dict], figures: list[str]) -> list[str]:
 
 
 def verdict_lines(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
-    """Plain win/loss statements for ours against every other selection method, from the means."""
-    ours = by_method.get("ours")
-    if not ours:
-        return []
+    """Plain win/loss statements for ours (and its audited variant) against every other method."""
+    out = []
+    for variant in ("ours", "ours_audit"):
+        if by_method.get(variant):
+            out += _verdicts(variant, by_method, rarest)
+    return out
+
+
+def _verdicts(variant: str, by_method: dict[str, list[dict]], rarest: int) -> list[str]:
+    ours = by_method[variant]
 
     def mean(rs, *path):
         return mean_std([_get(r, *path) for r in rs])[0]
 
-    out = ["Ours against the others (means over seeds):", ""]
+    short = "ours" if variant == "ours" else "ours (audit)"
+    out = [f"{short.capitalize()} against the others (means over seeds):", ""]
     checks = [
         ("min retention over classes", ("selection", "min_retention"), True),
         (f"retention of the rarest class ({rarest})", ("selection", "clean_retention", rarest), True),
@@ -209,7 +219,7 @@ def verdict_lines(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
         mine = mean(ours, *path)
         others = {
             m: mean(rs, *path) for m, rs in by_method.items()
-            if m not in ("ours", "clean_ceiling", "ours_true_rate")
+            if m not in (*OUR_VARIANTS, "clean_ceiling", "clean_ceiling_pair")
             and not (path[0] == "selection" and m == "cross_entropy")
         }
         others = {m: v for m, v in others.items() if not math.isnan(v)}
@@ -218,8 +228,8 @@ def verdict_lines(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
         best_method = max(others, key=others.get)
         best = others[best_method]
         verdict = "**wins**" if mine > best + 1e-9 else ("ties" if abs(mine - best) <= 1e-9 else "**loses**")
-        out.append(f"- {label}: ours {mine:.3f} vs best other {best:.3f} "
-                   f"({METHOD_LABELS[best_method].replace('**', '')}) → ours {verdict}")
+        out.append(f"- {label}: {short} {mine:.3f} vs best other {best:.3f} "
+                   f"({METHOD_LABELS[best_method].replace('**', '')}) → {short} {verdict}")
     return out
 
 
@@ -482,7 +492,7 @@ def cost_lines(p1: list[dict], p2: list[dict]) -> list[str]:
             continue  # an early, partial run: nothing to scale
         if " [" not in dataset and any(d.startswith(dataset + " [") for d in per_epoch):
             continue  # superseded by the same data set's run with its own recipe
-        s = sum(float(np.mean(v)) for m, v in methods.items() if m != "ours_true_rate")
+        s = sum(float(np.mean(v)) for m, v in methods.items() if m not in OUR_VARIANTS[1:])
         n_noise = 4 if _base(dataset) == "RetinaMNIST" else 5  # symmetric 0.8 is uninformative with 5 classes
         est = s * 40 * n_noise * 3
         total += est

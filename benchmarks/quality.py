@@ -3,10 +3,11 @@
 Every table starts from the clean-label ceiling (the same network trained on the true labels). Phase 1
 compares, on the same split, noise and seed: cross-entropy; co-teaching (loss); co-teaching + VoG (the
 paper, λ = 0.2 and 0.5); co-teaching + random fill (control); ours (co-teaching + VoG, class-aware,
-estimated forget rate); cleanlab ``find_label_issues`` on 5-fold out-of-sample probabilities of the
-same network and epochs; cleanlab ``CleanLearning`` wrapping the same network. Phase 2 runs the
-``ActiveLabelCleaner`` loop from our phase-1 model with several query strategies under the same budget
-schedule (a share of the training set, spread over ``--rounds`` rounds).
+estimated forget rate), and ours with the forget rate from a random audit of ``--audit-share`` of the
+labels (``modal_noisy.audit``; the labels themselves stay as given); cleanlab ``find_label_issues`` on
+5-fold out-of-sample probabilities of the same network and epochs; cleanlab ``CleanLearning`` wrapping the
+same network. Phase 2 runs the ``ActiveLabelCleaner`` loop from our phase-1 model with several query
+strategies under the same budget schedule (a share of the training set, spread over ``--rounds`` rounds).
 
 Results are appended record by record to ``benchmarks/results/quality_<tag>.json`` (a killed run keeps
 what finished; a rerun with the same tag skips what is already there). ``make_results.py`` turns all
@@ -50,7 +51,9 @@ from _common import (
     write_json,
 )
 
-# name -> (selection, mix_ratio, class_aware, forget rate: "true" (the paper's oracle setting) or "auto")
+# name -> (selection, mix_ratio, class_aware, forget rate: "true" (the paper's oracle setting), "auto"
+# (estimated from the losses) or "audit" (the share of wrong labels in a seeded random audit, see
+# modal_noisy.audit))
 COTEACHING_METHODS: dict[str, tuple[str, float, bool, str]] = {
     "coteaching": ("loss", 0.0, False, "true"),
     "coteaching_vog_0.2": ("loss+vog", 0.2, False, "true"),
@@ -58,6 +61,7 @@ COTEACHING_METHODS: dict[str, tuple[str, float, bool, str]] = {
     "coteaching_random_0.2": ("loss+random", 0.2, False, "true"),
     "ours": ("loss+vog", 0.2, True, "auto"),
     "ours_true_rate": ("loss+vog", 0.2, True, "true"),
+    "ours_audit": ("loss+vog", 0.2, True, "audit"),
 }
 PHASE1_METHODS = (
     "clean_ceiling",
@@ -197,15 +201,24 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
 
 def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
     from modal_noisy._experiment import build_coteaching
+    from modal_noisy.audit import audit_noise_rate, draw_audit
 
     selection, mix, class_aware, rate = COTEACHING_METHODS[method]
-    true_rate = float(exp.is_noisy.mean())
+    forget_rate, estimate = "auto", None
+    if rate == "true":
+        forget_rate = float(exp.is_noisy.mean())
+    elif rate == "audit":
+        # the expert (here: the true labels) checks a seeded random share; the labels stay as given so
+        # every phase-1 method trains on the same labels
+        n = len(exp.y_given)
+        audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=seed)
+        forget_rate = estimate = audit_noise_rate(exp.y_given[audited], exp.y_true[audited]).noise_rate
     net = build_coteaching(
         exp,
         max_epochs=args.epochs,
         selection=selection,
         mix_ratio=mix if selection != "loss" else 0.2,
-        forget_rate=true_rate if rate == "true" else "auto",
+        forget_rate=forget_rate,
         class_aware=class_aware,
         device=args.device,
         random_state=seed,
@@ -215,13 +228,15 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
     )
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_given)
+    extra = {"audit_share": args.audit_share} if rate == "audit" else {}
     return {
         "method": method,
+        **extra,
         "fit_seconds": sw.seconds,
         "epoch_seconds": float(np.mean(net.history[:, "dur"])),
-        "forget_rate": "true" if rate == "true" else "auto",
+        "forget_rate": rate,
         "selection": _selection(np.asarray(net.clean_mask_, dtype=bool), exp),
-        "noise_rate_estimate": float(net.noise_rate_) if rate == "auto" else None,
+        "noise_rate_estimate": float(net.noise_rate_) if rate == "auto" else estimate,
         "test": _test_metrics(net, exp),
     }
 
@@ -418,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--num-gradual", type=int, default=10, help="forget-rate ramp / VoG warm-up epochs")
     p.add_argument("--cv-folds", type=int, default=5)
+    p.add_argument("--audit-share", type=float, default=0.05,
+                   help="share of the training labels the expert audits for ours_audit's forget rate")
     p.add_argument("--phase2-datasets", nargs="*", default=["digits-LT"],
                    help="data-set names (as in the tables) that get the phase-2 runs")
     p.add_argument("--phase2-noise", nargs="*", default=["symmetric:0.4"])

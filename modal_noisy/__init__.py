@@ -29,6 +29,10 @@ _EXPORTS: dict[str, str] = {
     "make_long_tailed": "noise",
     "inject_label_noise": "noise",
     "NoisyLabels": "noise",
+    # audit.py
+    "draw_audit": "audit",
+    "audit_noise_rate": "audit",
+    "NoiseAudit": "audit",
     # datasets.py
     "load_digits_long_tailed": "datasets",
     "load_medmnist": "datasets",

@@ -17,6 +17,7 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -36,6 +37,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
+from modal_noisy.audit import audit_noise_rate, draw_audit
 from modal_noisy.metrics import CleaningReport, classification_metrics, selection_metrics
 from modal_noisy.strategies import STRATEGIES, get_strategy
 
@@ -71,6 +73,13 @@ class ActiveLabelCleaner:
         Labels the expert gives per round.
     rounds : int, default=9
         Number of relabelling rounds.
+    audit_size : int, default=0
+        Labels the expert checks *before* phase 1, drawn uniformly at random (journalled as round 0,
+        counted in the spent budget, excluded from later queries). The share the expert changes
+        estimates the noise rate (:func:`modal_noisy.audit.audit_noise_rate`, reported as
+        ``report_.phase1["audit"]``); when the estimator's ``forget_rate`` is ``"auto"``, phase 1 uses
+        it instead of the loss-based estimate, which overshoots on data the network fits poorly (see
+        :mod:`modal_noisy.audit`). Phase 1 trains on the audited samples' corrected labels.
     recalibration_epochs : int, default=25
         Epochs of fine-tuning network 1 on the clean set after each round (SGD, cosine schedule).
     lr, momentum, weight_decay : float
@@ -112,6 +121,7 @@ class ActiveLabelCleaner:
         *,
         budget_per_round: int = 70,
         rounds: int = 9,
+        audit_size: int = 0,
         recalibration_epochs: int = 25,
         lr: float = 0.01,
         momentum: float = 0.9,
@@ -126,6 +136,7 @@ class ActiveLabelCleaner:
         self.strategy = strategy
         self.budget_per_round = budget_per_round
         self.rounds = rounds
+        self.audit_size = audit_size
         self.recalibration_epochs = recalibration_epochs
         self.lr = lr
         self.momentum = momentum
@@ -217,6 +228,7 @@ class ActiveLabelCleaner:
             strategy,
             budget_per_round=settings["budget_per_round"],
             rounds=settings["rounds"],
+            audit_size=settings.get("audit_size", 0),
             recalibration_epochs=settings["recalibration_epochs"],
             lr=settings["lr"],
             momentum=settings["momentum"],
@@ -259,6 +271,7 @@ class ActiveLabelCleaner:
             "strategy": strategy,
             "budget_per_round": self.budget_per_round,
             "rounds": self.rounds,
+            "audit_size": self.audit_size,
             "recalibration_epochs": self.recalibration_epochs,
             "lr": self.lr,
             "momentum": self.momentum,
@@ -274,6 +287,7 @@ class ActiveLabelCleaner:
         query = self._strategy_function()
         budget = check_positive_int(self.budget_per_round, "budget_per_round")
         rounds = check_positive_int(self.rounds, "rounds")
+        audit_size = check_positive_int(self.audit_size, "audit_size", minimum=0)
         check_positive_int(self.recalibration_epochs, "recalibration_epochs")
         check_fraction(self.lr, "lr", low=0.0, high=np.inf, low_inclusive=False)
         check_fraction(self.momentum, "momentum", high_inclusive=False)
@@ -303,10 +317,11 @@ class ActiveLabelCleaner:
                 f"budget_per_round must be <= the number of training samples "
                 f"(got {budget}, the training set has {n_samples})"
             )
-        if budget * rounds > n_samples:
+        if audit_size + budget * rounds > n_samples:
             raise ValueError(
-                f"budget_per_round * rounds must be <= the number of training samples "
-                f"(got {budget} * {rounds} = {budget * rounds}, the training set has {n_samples})"
+                f"audit_size + budget_per_round * rounds must be <= the number of training samples "
+                f"(got {audit_size} + {budget} * {rounds} = {audit_size + budget * rounds}, the "
+                f"training set has {n_samples})"
             )
         if X_val is None or y_val is None:
             raise ValueError("X_val and y_val are required: the clean split every round is evaluated on")
@@ -342,27 +357,41 @@ class ActiveLabelCleaner:
         journal, replay = self._open_journal(X, y_noisy, settings, resume=resume)
 
         started = time.perf_counter()
+        rng = check_random_state(self.random_state)
+        labels = y_noisy.copy()
+        relabelled = np.zeros(len(labels), dtype=bool)
         estimator = clone(self.estimator)
-        estimator.fit(X, y_noisy)
+        audit = None
+        if self.audit_size:
+            seed = rng.randint(np.iinfo(np.int32).max)
+            audited = draw_audit(len(labels), self.audit_size, random_state=seed)
+            answers = self._answers(0, audited, labels, oracle, replay, journal, n_classes)
+            audit = audit_noise_rate(labels[audited], answers)
+            labels[audited] = answers
+            relabelled[audited] = True
+            if getattr(estimator, "forget_rate", None) == "auto":
+                # the audited labels are now right: the rest keeps the audited rate
+                remaining = audit.noise_rate * (len(labels) - len(audited)) / len(labels)
+                estimator.set_params(forget_rate=remaining)
+        estimator.fit(X, labels)
         n_classes = n_classes or len(estimator.classes_)
         clean_mask = np.asarray(estimator.clean_mask_, dtype=bool).copy()
         phase1_model = copy.deepcopy(estimator) if self.recalibrate_from == "phase1" else None
-        labels = y_noisy.copy()
-        relabelled = np.zeros(len(labels), dtype=bool)
 
         report = CleaningReport(
-            phase1=self._phase1_summary(estimator, clean_mask, y_noisy, y_true, n_classes),
+            phase1=self._phase1_summary(estimator, clean_mask, y_noisy, y_true, n_classes, audit),
             rounds=[],
             settings=settings,
             class_names=[str(c) for c in range(n_classes)],
         )
+        spent = int(relabelled.sum())
         report.rounds.append(
-            self._evaluate(estimator, 0, 0, None, 0, labels, y_true, X_val, y_val, X_test, y_test, started)
+            self._evaluate(
+                estimator, 0, spent, None, 0, labels, y_true, X_val, y_val, X_test, y_test, started
+            )
         )
         self._log(report.rounds[-1])
 
-        rng = check_random_state(self.random_state)
-        spent = 0
         for round_index in range(1, self.rounds + 1):
             round_seed = int(rng.randint(np.iinfo(np.int32).max))
             pool = np.flatnonzero(~clean_mask & ~relabelled)
@@ -425,7 +454,10 @@ class ActiveLabelCleaner:
             return None, {}
         journal = RelabelJournal(self.journal)
         state = journal.start(
-            dataset_fingerprint(X, y_noisy), settings, compare_settings=_REPLAY_SETTINGS
+            dataset_fingerprint(X, y_noisy),
+            settings,
+            # journals written before the audit existed stay resumable when it is off
+            compare_settings=_REPLAY_SETTINGS + (("audit_size",) if self.audit_size else ()),
         )
         recorded = {
             round_index: (
@@ -477,12 +509,14 @@ class ActiveLabelCleaner:
         return answers
 
     # ------------------------------------------------------------------ evaluation
-    def _phase1_summary(self, estimator, clean_mask, y_noisy, y_true, n_classes):
+    def _phase1_summary(self, estimator, clean_mask, y_noisy, y_true, n_classes, audit):
         summary: dict[str, Any] = {
             "n_samples": len(y_noisy),
             "n_selected_clean": int(clean_mask.sum()),
             "noise_rate_estimate": _optional_float(getattr(estimator, "noise_rate_", None)),
         }
+        if audit is not None:
+            summary["audit"] = dataclasses.asdict(audit)
         if y_true is not None:
             is_noisy = y_noisy != y_true
             summary["true_noise_rate"] = float(is_noisy.mean())

@@ -425,6 +425,13 @@ class CleaningReport:
             )
         if p1.get("noise_rate_estimate") is not None:
             parts.append(f"noise rate estimate {_fmt(p1['noise_rate_estimate'], '.3f')}")
+        audit = p1.get("audit") or {}
+        if audit:
+            parts.append(
+                f"audit: {audit['n_changed']} of {audit['n_audited']} labels wrong "
+                f"({_fmt(audit['noise_rate'], '.3f')}, {audit['confidence']:.0%} interval "
+                f"{_fmt(audit['low'], '.3f')}-{_fmt(audit['high'], '.3f')})"
+            )
         baseline = p1.get("baseline") or {}
         base = baseline.get(self.eval_split) if isinstance(baseline, dict) else None
         if isinstance(base, dict) and "balanced_accuracy" in base:

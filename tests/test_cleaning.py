@@ -60,9 +60,12 @@ class _NoTraining(CoTeachingClassifier):
         ({"rounds": 0}, r"rounds must be >= 1 \(got 0\)"),
         ({"budget_per_round": 0}, r"budget_per_round must be >= 1 \(got 0\)"),
         ({"recalibration_epochs": -1}, r"recalibration_epochs must be >= 1 \(got -1\)"),
+        ({"audit_size": -5}, r"audit_size must be >= 0 \(got -5\)"),
+        ({"audit_size": 500}, r"audit_size \+ budget_per_round \* rounds must be <= .*500 \+ 20 \* 3 = 560"),
         ({"strategy": "uncertainty"}, r"strategy must be one of .*'entropy'.*'vog'.* \(got 'uncertainty'\)"),
     ],
-    ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "unknown-strategy"],
+    ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "audit<0",
+         "audit+budget>pool", "unknown-strategy"],
 )
 def test_bad_settings_rejected_before_any_work(experiment, change, message):
     settings = {**TINY, **change}
@@ -220,6 +223,54 @@ def test_resume_of_finished_run_replays_without_oracle(experiment, reference_run
     )
     assert np.array_equal(cleaner.labels_, reference.labels_)
     assert _comparable(report) == _comparable(reference_report)
+
+
+@pytest.fixture(scope="module")
+def audited_run(experiment, tmp_path_factory):
+    journal = tmp_path_factory.mktemp("audited") / "journal.jsonl"
+    cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, audit_size=60, **TINY)
+    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                         **_fit_kwargs(experiment))
+    return cleaner, report, journal
+
+
+def test_audit_sets_the_forget_rate_and_spends_budget(experiment, audited_run):
+    cleaner, report, journal = audited_run
+    audit = report.phase1["audit"]
+    audited = np.array([index for index, _ in RelabelJournal(journal).read().relabels[0]])
+    assert audit["n_audited"] == len(audited) == 60
+    wrong = experiment.y_given[audited] != experiment.y_true[audited]
+    assert audit["n_changed"] == wrong.sum() and audit["low"] <= audit["noise_rate"] <= audit["high"]
+    # phase 1 forgot the audited rate of the labels the audit left unchecked, not its own estimate
+    n = len(experiment.y_given)
+    assert cleaner.estimator_.noise_rate_ == pytest.approx(wrong.mean() * (n - 60) / n)
+    assert [entry["labels_spent"] for entry in report.rounds] == [60, 80, 100, 120]
+    assert cleaner.relabelled_mask_.sum() == 120 and cleaner.relabelled_mask_[audited].all()
+    assert np.array_equal(cleaner.labels_[audited], experiment.y_true[audited])
+    assert "audit: " in str(report)
+
+
+def test_audit_is_replayed_on_resume_without_the_oracle(experiment, audited_run):
+    reference, reference_report, journal = audited_run
+
+    def no_oracle(indices, **_):
+        raise AssertionError("the oracle was asked again for journalled samples")
+
+    cleaner, report = ActiveLabelCleaner.resume(
+        journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given, no_oracle,
+        y_true=experiment.y_true, **_fit_kwargs(experiment),
+    )
+    assert cleaner.audit_size == 60
+    assert np.array_equal(cleaner.labels_, reference.labels_)
+    assert _comparable(report) == _comparable(reference_report)
+
+
+def test_a_given_forget_rate_is_kept_with_an_audit(experiment):
+    estimator = _tiny_estimator(experiment).set_params(forget_rate=0.3, max_epochs=3)
+    cleaner = ActiveLabelCleaner(estimator, audit_size=40, **{**TINY, "rounds": 1})
+    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                         **_fit_kwargs(experiment))
+    assert cleaner.estimator_.noise_rate_ == 0.3 and report.phase1["audit"]["n_audited"] == 40
 
 
 @pytest.mark.slow
