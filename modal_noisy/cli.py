@@ -43,6 +43,11 @@ def _add_experiment_options(parser: argparse.ArgumentParser, *, data_required: b
     parser.add_argument("--strategy", default="vog", help="query strategy name (default: vog, loss and VoG)")
     parser.add_argument("--budget", type=int, default=70, help="labels per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--audit", type=int, default=0, metavar="N",
+        help="labels the expert checks at random before phase 1; their error rate sets the forget rate "
+        "when --forget-rate is auto (default: 0, no audit)",
+    )
     parser.add_argument("--epochs", type=int, default=40, help="phase-1 epochs")
     parser.add_argument("--recalibration-epochs", type=int, default=25)
     parser.add_argument("--selection", choices=("loss", "loss+vog", "loss+random"), default="loss+vog")
@@ -106,6 +111,7 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "strategy": args.strategy,
         "budget": args.budget,
         "rounds": args.rounds,
+        "audit": args.audit,
         "epochs": args.epochs,
         "recalibration_epochs": args.recalibration_epochs,
         "selection": args.selection,
@@ -146,6 +152,7 @@ def _cleaner(settings: dict[str, Any], estimator, journal: Path | None):
         settings["strategy"],
         budget_per_round=settings["budget"],
         rounds=settings["rounds"],
+        audit_size=settings.get("audit", 0),  # settings files from before the audit lack it
         recalibration_epochs=settings["recalibration_epochs"],
         journal=journal,
         random_state=settings["seed"],

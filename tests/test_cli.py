@@ -39,11 +39,12 @@ def test_run_requires_a_data_source(tmp_path):
 
 def test_run_on_digits_writes_the_report(tmp_path):
     out = tmp_path / "out"
-    result = _cli("run", "--digits", *TINY, "--out", str(out), cwd=tmp_path)
+    result = _cli("run", "--digits", *TINY, "--audit", "15", "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| round |" in result.stdout and str(out.resolve()) in result.stdout
     report = json.loads((out / "report.json").read_text())
-    assert [r["labels_spent"] for r in report["rounds"]] == [0, 10, 20]
+    assert report["phase1"]["audit"]["n_audited"] == 15
+    assert [r["labels_spent"] for r in report["rounds"]] == [15, 25, 35]
     assert (out / "journal.jsonl").stat().st_size > 0
 
 
