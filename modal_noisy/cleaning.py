@@ -9,9 +9,9 @@ is an oracle leak we do not reproduce).
 
 Every accepted answer is appended to a JSONL journal and fsync'ed before recalibration starts. The whole
 loop is deterministic on the CPU for a fixed ``random_state``, so :meth:`ActiveLabelCleaner.resume` rebuilds
-the state by replaying phase 1 and the journalled rounds (answers from the journal, not the oracle) and
-then continues with the oracle: a run killed at any moment and resumed ends in the same labels and metrics
-as an uninterrupted one.
+the state from phase 1 (loaded from the snapshot saved beside the journal, or retrained) and the journalled
+rounds (answers from the journal, not the oracle) and then continues with the oracle: a run killed at any
+moment and resumed ends in the same labels and metrics as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from modal_noisy._journal import RelabelJournal, dataset_fingerprint
+from modal_noisy._snapshot import Phase1Snapshot, estimator_digest
 from modal_noisy._validation import (
     check_choice,
     check_finite_array,
@@ -94,7 +95,8 @@ class ActiveLabelCleaner:
         (the paper).
     journal : str or Path, optional
         JSONL file receiving every accepted relabel (fsync'ed) and each round's metrics. Without it
-        nothing survives a crash.
+        nothing survives a crash. The fitted phase-1 model is saved beside it (``<journal>.phase1.pt``)
+        so that :meth:`resume` skips phase 1 when data, labels and estimator parameters are unchanged.
     random_state : int, optional
         Seed of the per-round query generators. The estimator's own ``random_state`` seeds training.
     verbose : int, default=1
@@ -373,7 +375,7 @@ class ActiveLabelCleaner:
                 # the audited labels are now right: the rest keeps the audited rate
                 remaining = audit.noise_rate * (len(labels) - len(audited)) / len(labels)
                 estimator.set_params(forget_rate=remaining)
-        estimator.fit(X, labels)
+        estimator = self._phase1(estimator, X, labels, resume=resume)
         n_classes = n_classes or len(estimator.classes_)
         clean_mask = np.asarray(estimator.clean_mask_, dtype=bool).copy()
         phase1_model = copy.deepcopy(estimator) if self.recalibrate_from == "phase1" else None
@@ -445,6 +447,21 @@ class ActiveLabelCleaner:
         self.n_classes_ = n_classes
         self.report_ = report
         return report
+
+    def _phase1(self, estimator, X, labels, *, resume):
+        """Fit phase 1, or load it from the snapshot beside the journal when resuming the same run."""
+        if self.journal is None:
+            return estimator.fit(X, labels)
+        key = f"{dataset_fingerprint(X, labels)}:{estimator_digest(estimator)}"
+        snapshot = Phase1Snapshot(self.journal, key)
+        saved = snapshot.load() if resume else None
+        if saved is not None:
+            if self.verbose:
+                print(f"phase 1 loaded from {snapshot.path}", flush=True)
+            return saved
+        estimator.fit(X, labels)
+        snapshot.save(estimator)
+        return estimator
 
     def _open_journal(self, X, y_noisy, settings, *, resume):
         """Open (or create) the journal; return it and the recorded answers ``{round: (idx, labels)}``."""

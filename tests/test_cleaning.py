@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from modal_noisy._experiment import build_coteaching, load_experiment
 from modal_noisy._journal import RelabelJournal
+from modal_noisy._snapshot import Phase1Snapshot, estimator_digest
 from modal_noisy.cleaning import ActiveLabelCleaner
 from modal_noisy.oracles import SimulatedOracle
 from modal_noisy.training import CoTeachingClassifier
@@ -223,6 +225,47 @@ def test_resume_of_finished_run_replays_without_oracle(experiment, reference_run
     )
     assert np.array_equal(cleaner.labels_, reference.labels_)
     assert _comparable(report) == _comparable(reference_report)
+
+
+def test_resume_loads_phase1_from_the_snapshot(experiment, reference_run, monkeypatch):
+    reference, reference_report, journal, _ = reference_run
+    assert Path(f"{journal}.phase1.pt").is_file()
+
+    def no_training(self, X, y=None, **fit_params):
+        raise AssertionError("phase 1 retrained although its snapshot matches")
+
+    monkeypatch.setattr(CoTeachingClassifier, "fit", no_training)
+    cleaner, report = ActiveLabelCleaner.resume(
+        journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
+        SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
+    )
+    assert np.array_equal(cleaner.labels_, reference.labels_)
+    assert _comparable(report) == _comparable(reference_report)
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "other-estimator"])
+def test_resume_retrains_phase1_without_a_matching_snapshot(experiment, reference_run, tmp_path, damage):
+    _, reference_report, journal, _ = reference_run
+    copy = tmp_path / "journal.jsonl"
+    copy.write_bytes(journal.read_bytes())
+    snapshot = Path(f"{copy}.phase1.pt")
+    if damage == "garbage":
+        snapshot.write_bytes(b"not a snapshot")
+    elif damage == "other-estimator":
+        Phase1Snapshot(copy, "another run").save(_tiny_estimator(experiment))
+    _, report = ActiveLabelCleaner.resume(
+        copy, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
+        SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
+    )
+    assert _comparable(report) == _comparable(reference_report)
+    assert Phase1Snapshot(copy, "").path.is_file()  # rewritten by the retrained phase 1
+
+
+def test_estimator_digest_tracks_parameters_not_verbosity(experiment):
+    base = _tiny_estimator(experiment)
+    assert estimator_digest(base) == estimator_digest(clone(base).set_params(verbose=1))
+    assert estimator_digest(base) != estimator_digest(clone(base).set_params(max_epochs=9))
+    assert estimator_digest(base) != estimator_digest(clone(base).set_params(callbacks__lr_schedule__T_max=3))
 
 
 @pytest.fixture(scope="module")
