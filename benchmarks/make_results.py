@@ -112,8 +112,9 @@ def load(include_quick: bool) -> tuple[list[dict], list[dict], list[dict], list[
                 p1[(r["dataset"], r["noise_kind"], r["noise_rate"], r["seed"], r["method"],
                     r["epochs"])] = r
             for r in data.get("phase2", []):
+                r.setdefault("phase1_method", "ours")  # records from before the audit
                 p2[(r["dataset"], r["noise_kind"], r["noise_rate"], r["seed"], r["strategy"],
-                    r["budget_fraction"], r["epochs"])] = r
+                    r["budget_fraction"], r["epochs"], r["phase1_method"])] = r
         elif path.stem.startswith("speed"):
             speeds.append({"file": path.name, **data})
     return files, list(p1.values()), list(p2.values()), speeds
@@ -237,22 +238,26 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
     lines: list[str] = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p2:
-        groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"])].append(r)
-    for (dataset, kind, rate, epochs), records in sorted(groups.items(), key=_group_order):
+        groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"], r["phase1_method"])].append(r)
+    for (dataset, kind, rate, epochs, start), records in sorted(groups.items(), key=_group_order):
         ref = defaultdict(list)
         for r in p1:
             if (r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"]) == (dataset, kind, rate, epochs):
                 ref[r["method"]].append(r)
         r0 = records[0]
+        start_label = "ours" if start == "ours" else f"ours, τ from a {r0['audit_share']:.0%} random audit"
         for frac in sorted({r["budget_fraction"] for r in records}):
             rs_frac = [r for r in records if r["budget_fraction"] == frac]
             seeds = sorted({r["seed"] for r in rs_frac})
             lines += [
                 f"### {dataset}, {kind} noise {rate:g}: budget {frac:.0%} of the training set "
                 f"({rs_frac[0]['labels_spent']} labels in {r0['rounds']} rounds of "
-                f"{rs_frac[0]['budget_per_round']}), seeds {seeds}",
+                f"{rs_frac[0]['budget_per_round']}), seeds {seeds}"
+                + ("" if start == "ours" else ", phase 1 from the audit"),
                 "",
-                f"Phase 1: ours ({epochs} epochs); recalibration {r0['recalibration_epochs']} epochs per "
+                f"Phase 1: {start_label} ({epochs} epochs"
+                + ("" if start == "ours" else "; the audited labels are not in the budget and stay as given")
+                + f"); recalibration {r0['recalibration_epochs']} epochs per "
                 "round (SGD 0.01, momentum 0.9, cosine); simulated expert; test-split metrics after the "
                 "last round. Noisy labels remaining counts wrong labels in the whole training label "
                 "vector (phase-1-clean samples keep their given label).",
@@ -272,7 +277,7 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                     )
             by_seed = {r["seed"]: r for r in rs_frac}
             lines.append(
-                f"| phase 1 only (ours, no expert) | {len(by_seed)} | "
+                f"| phase 1 only ({start_label}, no expert) | {len(by_seed)} | "
                 f"{fmt([_get(r, 'phase1', 'balanced_accuracy') for r in by_seed.values()])} | "
                 f"{fmt([_get(r, 'phase1', 'macro_f1') for r in by_seed.values()])} | "
                 f"{fmt([_get(r, 'phase1', 'mcc') for r in by_seed.values()])} | "
@@ -291,7 +296,8 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                     f"{fmt([r['relabel_precision'] for r in rs], '.2f')} |"
                 )
             lines.append("")
-            png = cleaning_figure(dataset, kind, rate, frac, rs_frac)
+            figure_name = dataset if start == "ours" else f"{dataset} audit"
+            png = cleaning_figure(figure_name, kind, rate, frac, rs_frac)
             if png:
                 figures.append(png)
                 lines += [f"![cleaning curves, {dataset}, {frac:.0%}](results/{png})", ""]

@@ -106,14 +106,18 @@ def _selection(kept: np.ndarray, exp: Any) -> dict[str, Any]:
     return sel
 
 
+# what a record without the field ran with (fields added later)
+_KEY_DEFAULTS = {"phase1_method": "ours"}
+
+
 def _key(record: dict[str, Any], fields: tuple[str, ...]) -> tuple:
-    return tuple(record.get(f) for f in fields)
+    return tuple(record.get(f, _KEY_DEFAULTS.get(f)) for f in fields)
 
 
 PHASE1_KEY = ("dataset", "noise_kind", "noise_rate", "seed", "method", "epochs", "num_gradual", "recipe")
 PHASE2_KEY = (
     "dataset", "noise_kind", "noise_rate", "seed", "strategy", "budget_fraction", "rounds",
-    "recalibration_epochs", "epochs", "num_gradual", "recipe",
+    "recalibration_epochs", "epochs", "num_gradual", "recipe", "phase1_method",
 )
 
 
@@ -201,18 +205,13 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
 
 def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
     from modal_noisy._experiment import build_coteaching
-    from modal_noisy.audit import audit_noise_rate, draw_audit
 
     selection, mix, class_aware, rate = COTEACHING_METHODS[method]
     forget_rate, estimate = "auto", None
     if rate == "true":
         forget_rate = float(exp.is_noisy.mean())
     elif rate == "audit":
-        # the expert (here: the true labels) checks a seeded random share; the labels stay as given so
-        # every phase-1 method trains on the same labels
-        n = len(exp.y_given)
-        audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=seed)
-        forget_rate = estimate = audit_noise_rate(exp.y_given[audited], exp.y_true[audited]).noise_rate
+        forget_rate = estimate = _audited_rate(exp, args, seed)
     net = build_coteaching(
         exp,
         max_epochs=args.epochs,
@@ -239,6 +238,19 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
         "noise_rate_estimate": float(net.noise_rate_) if rate == "auto" else estimate,
         "test": _test_metrics(net, exp),
     }
+
+
+def _audited_rate(exp, args, seed: int) -> float:
+    """The noise rate a seeded random audit of ``--audit-share`` of the labels finds.
+
+    The expert is simulated by the true labels; the labels stay as given, so every method trains on the
+    same labels and the audit's cost is outside the phase-2 budget.
+    """
+    from modal_noisy.audit import audit_noise_rate, draw_audit
+
+    n = len(exp.y_given)
+    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=seed)
+    return audit_noise_rate(exp.y_given[audited], exp.y_true[audited]).noise_rate
 
 
 def _ceiling_pair_run(exp, args, seed) -> dict[str, Any]:
@@ -353,8 +365,10 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         "dataset": spec.name, "noise_kind": kind, "noise_rate": rate, "seed": seed,
         "epochs": args.epochs, "num_gradual": args.num_gradual, "rounds": args.rounds,
         "recalibration_epochs": args.recal_epochs, "n_train": n, "recipe": _effective_recipe(exp, args),
-        "true_noise_rate": float(exp.is_noisy.mean()),
+        "true_noise_rate": float(exp.is_noisy.mean()), "phase1_method": args.phase2_start,
     }
+    if args.phase2_start == "ours_audit":
+        base["audit_share"] = args.audit_share
     jobs = [
         (frac, strat)
         for frac in args.budgets
@@ -363,15 +377,16 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     ]
     if not jobs:
         return
+    forget_rate = _audited_rate(exp, args, seed) if args.phase2_start == "ours_audit" else "auto"
     net = build_coteaching(
-        exp, max_epochs=args.epochs, selection="loss+vog", mix_ratio=0.2, forget_rate="auto",
+        exp, max_epochs=args.epochs, selection="loss+vog", mix_ratio=0.2, forget_rate=forget_rate,
         class_aware=True, device=args.device, random_state=seed, num_gradual=args.num_gradual,
         recipe=args.net_recipe,
         verbose=0,
     )
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_given)
-    print(f"  phase 1 (ours) fitted in {sw.seconds:.0f} s", flush=True)
+    print(f"  phase 1 ({args.phase2_start}) fitted in {sw.seconds:.0f} s", flush=True)
     for frac, strat in jobs:
         total = max(args.rounds, round(frac * n))
         per_round = total // args.rounds
@@ -433,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--num-gradual", type=int, default=10, help="forget-rate ramp / VoG warm-up epochs")
     p.add_argument("--cv-folds", type=int, default=5)
+    p.add_argument("--phase2-start", choices=("ours", "ours_audit"), default="ours",
+                   help="the phase-1 model phase 2 starts from: ours with τ estimated, or from the audit")
     p.add_argument("--audit-share", type=float, default=0.05,
                    help="share of the training labels the expert audits for ours_audit's forget rate")
     p.add_argument("--phase2-datasets", nargs="*", default=["digits-LT"],
