@@ -249,7 +249,9 @@ def _audited_rate(exp, args, seed: int) -> float:
     from modal_noisy.audit import audit_noise_rate, draw_audit
 
     n = len(exp.y_given)
-    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=seed)
+    # not the noise's own seed: the same generator would pick the audit from the flip draws' stream
+    audit_seed = np.random.SeedSequence([seed, 0xA0D17]).generate_state(1)[0]
+    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=int(audit_seed))
     return audit_noise_rate(exp.y_given[audited], exp.y_true[audited]).noise_rate
 
 

@@ -46,7 +46,7 @@ def test_random_audit_recovers_the_realised_rate(rate, seed):
     noisy = inject_label_noise(y, rate, random_state=seed)
     misses = 0
     for k in range(20):
-        idx = draw_audit(len(y), 200, random_state=seed + k)
+        idx = draw_audit(len(y), 200, random_state=seed + 1 + k)  # the noise's seed would correlate them
         audit = audit_noise_rate(noisy.labels[idx], y[idx])
         misses += not (audit.low <= noisy.noise_rate <= audit.high)
     assert misses <= 4  # 95% coverage: 1 miss expected in 20, P(>= 5 misses) < 0.003
