@@ -30,7 +30,7 @@ def test_quickstart_modal(tmp_path):
 def test_medmnist_two_phase(tmp_path, shared_data):
     out = _run("medmnist_two_phase.py", "--npz", str(shared_data / "retinamnist.npz"),
                "--out", str(tmp_path / "run"), "--fast", cwd=tmp_path)
-    assert "| round |" in out
+    assert "| round |" in out and "audit: " in out
     assert (tmp_path / "run" / "report.json").stat().st_size > 0
     assert (tmp_path / "run" / "journal.jsonl").stat().st_size > 0
 
