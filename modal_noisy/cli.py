@@ -24,7 +24,7 @@ DEMO_SETTINGS = {
     "epochs": 40,
     "recalibration_epochs": 10,
     "selection": "loss+vog",
-    "class_aware": False,
+    "class_aware": True,  # measured: phase 1 0.918 vs 0.893 validation balanced accuracy without
     "forget_rate": "auto",
     "device": "cpu",
     "seed": 0,
