@@ -198,7 +198,7 @@ def verdict_lines(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
     out = []
     for variant in ("ours", "ours_audit"):
         if by_method.get(variant):
-            out += _verdicts(variant, by_method, rarest)
+            out += [*([""] if out else []), *_verdicts(variant, by_method, rarest)]
     return out
 
 
