@@ -24,12 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, dataset_specs, default_data_dir, header, parse_noise, write_json
-
-
-def _audit_seed(seed: int) -> int:
-    # not the noise's own seed: the same generator would pick the audit from the flip draws' stream
-    return int(np.random.SeedSequence([seed, 0xA0D17]).generate_state(1)[0])
+from _common import RESULTS_DIR, audit_seed, dataset_specs, default_data_dir, header, parse_noise, write_json
 
 
 def measure(spec, kind: str, rate: float, seed: int, args: argparse.Namespace) -> dict:
@@ -44,7 +39,7 @@ def measure(spec, kind: str, rate: float, seed: int, args: argparse.Namespace) -
     )
     net.fit(exp.X_train, exp.y_given)
     n = len(exp.y_given)
-    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=_audit_seed(seed))
+    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=audit_seed(seed))
     audit = audit_noise_rate(exp.y_given[audited], exp.y_true[audited])
     return {
         "dataset": spec.name, "noise_kind": kind, "noise_rate": rate, "seed": seed,

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RESULTS_DIR,
     Stopwatch,
+    audit_seed,
     dataset_specs,
     default_data_dir,
     ensure_training_exports,
@@ -249,9 +250,7 @@ def _audited_rate(exp, args, seed: int) -> float:
     from modal_noisy.audit import audit_noise_rate, draw_audit
 
     n = len(exp.y_given)
-    # not the noise's own seed: the same generator would pick the audit from the flip draws' stream
-    audit_seed = np.random.SeedSequence([seed, 0xA0D17]).generate_state(1)[0]
-    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=int(audit_seed))
+    audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=audit_seed(seed))
     return audit_noise_rate(exp.y_given[audited], exp.y_true[audited]).noise_rate
 
 
