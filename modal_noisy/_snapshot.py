@@ -59,7 +59,11 @@ class Phase1Snapshot:
     def save(self, estimator: Any) -> None:
         """Write the fitted estimator atomically (a crash leaves the old file or none, never half)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"key": self.key, "estimator": estimator}, tmp)
+        try:
+            torch.save({"key": self.key, "estimator": estimator}, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
 
     def load(self) -> Any | None:

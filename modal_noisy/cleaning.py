@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import pickle
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -460,7 +462,16 @@ class ActiveLabelCleaner:
                 print(f"phase 1 loaded from {snapshot.path}", flush=True)
             return saved
         estimator.fit(X, labels)
-        snapshot.save(estimator)
+        try:
+            snapshot.save(estimator)
+        except (pickle.PicklingError, TypeError, AttributeError, OSError, RuntimeError) as error:
+            # only a speed-up for resume: an estimator that cannot be pickled must not stop the run
+            warnings.warn(
+                f"phase 1 could not be saved to {snapshot.path} ({type(error).__name__}: {error}); "
+                "a resumed run will retrain it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return estimator
 
     def _open_journal(self, X, y_noisy, settings, *, resume):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from modal_noisy import _snapshot as snapshot_module
 from modal_noisy._experiment import build_coteaching, load_experiment
 from modal_noisy._journal import RelabelJournal
 from modal_noisy._snapshot import Phase1Snapshot, estimator_digest
@@ -259,6 +260,25 @@ def test_resume_retrains_phase1_without_a_matching_snapshot(experiment, referenc
     )
     assert _comparable(report) == _comparable(reference_report)
     assert Phase1Snapshot(copy, "").path.is_file()  # rewritten by the retrained phase 1
+
+
+def test_a_failed_snapshot_warns_and_the_run_goes_on(experiment, tmp_path, monkeypatch):
+    real_save = snapshot_module.torch.save
+
+    def disk_full(obj, f, *args, **kwargs):
+        if not str(f).endswith(".phase1.pt.tmp"):
+            return real_save(obj, f, *args, **kwargs)  # torch pickles tensors with it (deepcopy)
+        Path(f).write_bytes(b"half a snapshot")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot_module.torch, "save", disk_full)
+    estimator = _tiny_estimator(experiment).set_params(max_epochs=2)
+    cleaner = ActiveLabelCleaner(estimator, journal=tmp_path / "journal.jsonl", **{**TINY, "rounds": 1})
+    with pytest.warns(RuntimeWarning, match=r"phase 1 could not be saved .*No space left.*will retrain it"):
+        report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                             **_fit_kwargs(experiment))
+    assert report.rounds[-1]["labels_spent"] == 20
+    assert not list(tmp_path.glob("*.phase1.pt*"))  # no half-written snapshot left behind
 
 
 def test_estimator_digest_tracks_parameters_not_verbosity(experiment):
