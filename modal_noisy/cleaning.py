@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import pickle
 import time
 import warnings
@@ -358,7 +359,9 @@ class ActiveLabelCleaner:
 
     def _loop(self, query, X, y_noisy, oracle, X_val, y_val, X_test, y_test, y_true, n_classes, *, resume):
         settings = self._settings()
-        journal, replay = self._open_journal(X, y_noisy, settings, resume=resume)
+        # one pass over X: the journal's data check and the phase-1 snapshot's key share it
+        fingerprint = dataset_fingerprint(X, y_noisy) if self.journal is not None else None
+        journal, replay = self._open_journal(fingerprint, settings, resume=resume)
 
         started = time.perf_counter()
         rng = check_random_state(self.random_state)
@@ -377,7 +380,7 @@ class ActiveLabelCleaner:
                 # the audited labels are now right: the rest keeps the audited rate
                 remaining = audit.noise_rate * (len(labels) - len(audited)) / len(labels)
                 estimator.set_params(forget_rate=remaining)
-        estimator = self._phase1(estimator, X, labels, resume=resume)
+        estimator = self._phase1(estimator, X, labels, fingerprint, resume=resume)
         n_classes = n_classes or len(estimator.classes_)
         clean_mask = np.asarray(estimator.clean_mask_, dtype=bool).copy()
         phase1_model = copy.deepcopy(estimator) if self.recalibrate_from == "phase1" else None
@@ -450,11 +453,13 @@ class ActiveLabelCleaner:
         self.report_ = report
         return report
 
-    def _phase1(self, estimator, X, labels, *, resume):
+    def _phase1(self, estimator, X, labels, fingerprint, *, resume):
         """Fit phase 1, or load it from the snapshot beside the journal when resuming the same run."""
         if self.journal is None:
             return estimator.fit(X, labels)
-        key = f"{dataset_fingerprint(X, labels)}:{estimator_digest(estimator)}"
+        # the given labels are in the fingerprint; the audit's answers change only the phase-1 labels
+        labels_digest = hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
+        key = f"{fingerprint}:{labels_digest}:{estimator_digest(estimator)}"
         snapshot = Phase1Snapshot(self.journal, key)
         saved = snapshot.load() if resume else None
         if saved is not None:
@@ -474,7 +479,7 @@ class ActiveLabelCleaner:
             )
         return estimator
 
-    def _open_journal(self, X, y_noisy, settings, *, resume):
+    def _open_journal(self, fingerprint, settings, *, resume):
         """Open (or create) the journal; return it and the recorded answers ``{round: (idx, labels)}``."""
         if self.journal is None:
             if resume:
@@ -482,7 +487,7 @@ class ActiveLabelCleaner:
             return None, {}
         journal = RelabelJournal(self.journal)
         state = journal.start(
-            dataset_fingerprint(X, y_noisy),
+            fingerprint,
             settings,
             # journals written before the audit existed stay resumable when it is off
             compare_settings=_REPLAY_SETTINGS + (("audit_size",) if self.audit_size else ()),
