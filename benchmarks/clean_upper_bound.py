@@ -74,12 +74,15 @@ def _cnn_score(
     every (true) label, i.e. the ceiling of the co-teaching methods themselves.
 
     The prior-corrected prediction is ``argmax(log p(y|x) - log prior(y))`` with the class prior of
-    the training labels (post-hoc logit adjustment, Menon et al., ICLR 2021): the same trained
-    network, only the decision rule changes, so it costs nothing and leaves training untouched.
+    the training labels (:func:`modal_noisy.metrics.prior_corrected_predict`, what
+    ``CoTeachingClassifier(decision="balanced")`` predicts with; post-hoc logit adjustment, Menon et
+    al., ICLR 2021): the same trained network, only the decision rule changes, so it costs nothing
+    and leaves training untouched.
     """
     from sklearn.metrics import balanced_accuracy_score
     from skorch import NeuralNetClassifier
 
+    from modal_noisy.metrics import prior_corrected_predict
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import CoTeachingClassifier, recommended_net_kwargs
 
@@ -103,11 +106,10 @@ def _cnn_score(
     net.fit(X_train, y_train)
     per_epoch = (time.perf_counter() - start) / args.epochs
     proba = net.predict_proba(X_test)
-    prior = np.bincount(y_train, minlength=n_classes) / len(y_train)
-    adjusted = np.log(np.clip(proba, 1e-12, None)) - np.log(np.clip(prior, 1e-12, None))
+    prior = np.bincount(y_train, minlength=n_classes)
     return (
         float(balanced_accuracy_score(y_test, proba.argmax(axis=1))),
-        float(balanced_accuracy_score(y_test, adjusted.argmax(axis=1))),
+        float(balanced_accuracy_score(y_test, prior_corrected_predict(proba, prior))),
         per_epoch,
     )
 

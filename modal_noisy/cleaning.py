@@ -62,6 +62,16 @@ _REPLAY_SETTINGS = (
 )
 
 
+def _decision_prior(estimator: Any) -> np.ndarray | None:
+    """The class prior an estimator divides by before its arg-max (``decision="balanced"``), else None.
+
+    The report's metrics then score the decisions the estimator's ``predict`` makes.
+    """
+    if getattr(estimator, "decision", "argmax") == "balanced":
+        return getattr(estimator, "class_prior_", None)
+    return None
+
+
 class ActiveLabelCleaner:
     """Budgeted, expert-in-the-loop relabelling of the samples phase 1 could not trust.
 
@@ -571,9 +581,10 @@ class ActiveLabelCleaner:
             "relabel_precision": precision,
             "noisy_remaining": None if y_true is None else int(np.sum(labels != y_true)),
         }
-        entry.update(classification_metrics(y_val, estimator.predict_proba(X_val), n_classes=None))
+        prior = _decision_prior(estimator)
+        entry.update(classification_metrics(y_val, estimator.predict_proba(X_val), class_prior=prior))
         if X_test is not None:
-            test = classification_metrics(y_test, estimator.predict_proba(X_test), n_classes=None)
+            test = classification_metrics(y_test, estimator.predict_proba(X_test), class_prior=prior)
             entry.update({f"test_{key}": value for key, value in test.items()})
         entry["time_s"] = round(time.perf_counter() - started, 3)
         return entry

@@ -5,6 +5,8 @@ cleaning code, so every layer can use it.
 
 - :func:`classification_metrics` — balanced accuracy, macro-F1, one-vs-rest AUROC, MCC, per-class
   recall, accuracy of a model's predicted probabilities.
+- :func:`prior_corrected_predict` — the decision that maximises balanced accuracy: divide the
+  predicted probabilities by the training class prior before the arg-max.
 - :func:`selection_metrics` — how good a "clean set" is: precision, recall and per-class clean
   retention (does the selection keep the rare classes?).
 - :func:`relabel_precision` — the share of queried labels that were wrong (budget well spent).
@@ -31,6 +33,7 @@ from modal_noisy._validation import check_labels, check_positive_int, check_same
 __all__ = [
     "CleaningReport",
     "classification_metrics",
+    "prior_corrected_predict",
     "relabel_precision",
     "selection_metrics",
 ]
@@ -51,11 +54,66 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else math.nan
 
 
+def _check_probs(pred_probs: object, n_classes: int | None) -> tuple[np.ndarray, int]:
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) (got shape {probs.shape})")
+    if n_classes is None:
+        n_classes = probs.shape[1]
+    n_classes = check_positive_int(n_classes, "n_classes")
+    if probs.shape[1] != n_classes:
+        raise ValueError(f"pred_probs must have n_classes={n_classes} columns (got {probs.shape[1]})")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError("pred_probs must not contain NaN or infinity")
+    return probs, n_classes
+
+
+def _check_prior(class_prior: object, n_classes: int) -> np.ndarray:
+    prior = np.asarray(class_prior, dtype=np.float64)
+    if prior.shape != (n_classes,):
+        raise ValueError(
+            f"class_prior must have one entry per class, shape ({n_classes},) (got shape {prior.shape})"
+        )
+    if not (np.all(np.isfinite(prior)) and np.all(prior > 0)):
+        raise ValueError(f"class_prior must be finite and > 0 for every class (got {prior.tolist()})")
+    return prior / prior.sum()
+
+
+def prior_corrected_predict(pred_probs: object, class_prior: object) -> np.ndarray:
+    """Predicted classes ``argmax_k p(k | x) / prior(k)``: the balanced-accuracy decision.
+
+    A network trained with cross-entropy on imbalanced labels estimates ``p(k | x)`` under the
+    training prior, so its arg-max favours the majority classes. Dividing by the prior
+    (post-hoc logit adjustment, Menon et al., ICLR 2021) gives the Bayes-optimal decision for the
+    *balanced* error, the mean of the per-class error rates. It changes decisions only, not the
+    probabilities (which active-learning scores and cleanlab should keep receiving).
+
+    Parameters
+    ----------
+    pred_probs : array-like of shape (n_samples, n_classes)
+        Predicted probabilities (finite, non-negative).
+    class_prior : array-like of shape (n_classes,)
+        Class frequencies of the training labels (normalised here; every entry > 0).
+
+    Returns
+    -------
+    ndarray of int64, shape (n_samples,)
+    """
+    probs, n_classes = _check_probs(pred_probs, None)
+    if np.any(probs < 0):
+        raise ValueError("pred_probs must be >= 0 (got a negative value)")
+    prior = _check_prior(class_prior, n_classes)
+    with np.errstate(divide="ignore"):
+        scores = np.log(probs) - np.log(prior)
+    return scores.argmax(axis=1).astype(np.int64)
+
+
 def classification_metrics(
     y_true: object,
     pred_probs: object,
     *,
     n_classes: int | None = None,
+    class_prior: object | None = None,
 ) -> dict[str, Any]:
     """Classification metrics of predicted class probabilities; higher is better for all.
 
@@ -67,6 +125,9 @@ def classification_metrics(
         Predicted probabilities (or any scores: the prediction is the arg-max, AUROC uses ranks only).
     n_classes : int, optional
         Number of classes; default ``pred_probs.shape[1]``.
+    class_prior : array-like of shape (n_classes,), optional
+        When given, the prediction is :func:`prior_corrected_predict` (the balanced-accuracy
+        decision) instead of the arg-max; AUROC is unaffected.
 
     Returns
     -------
@@ -78,22 +139,13 @@ def classification_metrics(
         correlation, 0 when undefined); ``per_class_recall`` (list, NaN for classes absent from
         ``y_true``). All plain Python floats.
     """
-    probs = np.asarray(pred_probs, dtype=np.float64)
-    if probs.ndim != 2:
-        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) (got shape {probs.shape})")
-    if n_classes is None:
-        n_classes = probs.shape[1]
-    n_classes = check_positive_int(n_classes, "n_classes")
-    if probs.shape[1] != n_classes:
-        raise ValueError(f"pred_probs must have n_classes={n_classes} columns (got {probs.shape[1]})")
-    if not np.all(np.isfinite(probs)):
-        raise ValueError("pred_probs must not contain NaN or infinity")
+    probs, n_classes = _check_probs(pred_probs, n_classes)
     y = check_labels(y_true, "y_true", n_classes=n_classes)
     check_same_length(y, probs, "y_true", "pred_probs")
     if y.size == 0:
         raise ValueError("y_true must hold at least one sample (got 0)")
 
-    pred = probs.argmax(axis=1)
+    pred = probs.argmax(axis=1) if class_prior is None else prior_corrected_predict(probs, class_prior)
     cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     support = cm.sum(axis=1)  # true counts
     predicted = cm.sum(axis=0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.metrics import balanced_accuracy_score
 
 from modal_noisy import _snapshot as snapshot_module
 from modal_noisy._experiment import build_coteaching, load_experiment
@@ -334,6 +335,21 @@ def test_a_given_forget_rate_is_kept_with_an_audit(experiment):
     report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
                          **_fit_kwargs(experiment))
     assert cleaner.estimator_.noise_rate_ == 0.3 and report.phase1["audit"]["n_audited"] == 40
+
+
+def test_report_scores_the_estimators_balanced_decisions(experiment):
+    estimator = _tiny_estimator(experiment).set_params(max_epochs=3, decision="balanced")
+    cleaner = ActiveLabelCleaner(estimator, **{**TINY, "rounds": 1})
+    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                         **_fit_kwargs(experiment))
+    fitted = cleaner.estimator_
+    last = report.rounds[-1]
+    assert last["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(experiment.y_val, fitted.predict(experiment.X_val))
+    )
+    assert last["test_balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(experiment.y_test, fitted.predict(experiment.X_test))
+    )
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ Tiny networks and a few epochs: these check behaviour, not accuracy (see test_co
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -117,6 +118,37 @@ def test_predict_proba_is_softmax_of_summed_logits(fitted, data):
         logits = fitted.module_.eval()(x) + fitted.module2_.eval()(x)
     np.testing.assert_allclose(proba, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(fitted.predict(X), proba.argmax(1))
+
+
+def test_balanced_decision_divides_by_the_training_prior(fitted, data):
+    X, y, _ = data
+    np.testing.assert_allclose(fitted.class_prior_, np.bincount(y, minlength=10) / len(y))
+    proba = fitted.predict_proba(X)
+    balanced = copy.deepcopy(fitted)
+    balanced.decision = "balanced"  # the decision rule only acts in predict: no refit needed
+    pred = balanced.predict(X)
+    np.testing.assert_array_equal(pred, np.argmax(np.log(proba) - np.log(fitted.class_prior_), axis=1))
+    changed = pred != proba.argmax(1)
+    assert changed.any()
+    # every changed decision moves to a rarer class than the arg-max's
+    prior = fitted.class_prior_
+    assert (prior[pred[changed]] < prior[proba.argmax(1)[changed]]).all()
+
+
+def test_class_prior_gets_a_pseudo_count_for_absent_classes(data):
+    X, y, _ = data
+    keep = y != 9
+    net = make_net(max_epochs=1, decision="balanced").fit(X[keep], y[keep])
+    counts = np.bincount(y[keep], minlength=10).astype(float)
+    counts[9] = 1
+    np.testing.assert_allclose(net.class_prior_, counts / counts.sum())
+    assert net.predict(X[:20]).shape == (20,)
+
+
+def test_balanced_decision_needs_labels_with_a_dataset(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=r"decision='balanced' needs the training labels .*got y=None"):
+        make_net(decision="balanced").fit(Dataset(X, y), None)
 
 
 def test_per_sample_state_is_keyed_by_dataset_index(data):
@@ -241,6 +273,7 @@ def test_class_aware_never_empties_a_class(data):
         ({"vog_source": "backpack"}, r"vog_source must be one of .* \(got 'backpack'\)"),
         ({"vog_source": None}, r"vog_source must not be None with selection='loss\+vog'"),
         ({"class_reserve": 2.0}, r"class_reserve must be in \[0, 1\] \(got 2.0\)"),
+        ({"decision": "bayes"}, r"decision must be one of .* \(got 'bayes'\)"),
         ({"criterion": nn.NLLLoss}, r"criterion must be torch.nn.CrossEntropyLoss .*NLLLoss"),
     ],
     ids=[
@@ -252,6 +285,7 @@ def test_class_aware_never_empties_a_class(data):
         "vog-source",
         "vog-none",
         "class-reserve",
+        "decision",
         "criterion",
     ],
 )
@@ -295,6 +329,7 @@ def test_clone_get_set_params_round_trip():
         "vog_window",
         "vog_source",
         "class_aware",
+        "decision",
         "random_state",
         "num_gradual",
         "exponent",

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
-from modal_noisy.metrics import CleaningReport, classification_metrics, relabel_precision, selection_metrics
+from modal_noisy.metrics import (
+    CleaningReport,
+    classification_metrics,
+    prior_corrected_predict,
+    relabel_precision,
+    selection_metrics,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -98,6 +104,42 @@ def test_constant_prediction_mcc_zero_without_warning():
 def test_classification_metrics_validate(y, probs, kwargs, match):
     with pytest.raises(ValueError, match=match):
         classification_metrics(y, probs, **kwargs)
+
+
+def test_prior_corrected_predict_by_hand():
+    probs = np.array([[0.6, 0.4], [0.8, 0.2], [0.3, 0.7]])
+    # prior 0.75 / 0.25: scores 0.8 / 1.6, 1.07 / 0.8, 0.4 / 2.8
+    np.testing.assert_array_equal(prior_corrected_predict(probs, [3, 1]), [1, 0, 1])
+    np.testing.assert_array_equal(prior_corrected_predict(probs, [0.5, 0.5]), probs.argmax(1))
+    # a zero probability never wins, whatever the prior
+    assert prior_corrected_predict(np.array([[0.0, 1.0]]), [1e-9, 1.0])[0] == 1
+
+
+def test_class_prior_changes_decisions_not_auroc():
+    y = np.array([0, 0, 0, 1])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.65, 0.35]])
+    plain = classification_metrics(y, probs)
+    balanced = classification_metrics(y, probs, class_prior=[0.75, 0.25])
+    assert plain["per_class_recall"] == [1.0, 0.0]
+    # divided by the prior: 1.2 / 0.4, 1.07 / 0.8, 0.8 / 1.6, 0.87 / 1.4
+    assert balanced["per_class_recall"] == pytest.approx([2 / 3, 1.0])
+    assert balanced["auroc"] == plain["auroc"]
+
+
+@pytest.mark.parametrize(
+    ("probs", "prior", "match"),
+    [
+        (P6, [0.5, 0.5], r"class_prior must have one entry per class, shape \(3,\) \(got shape \(2,\)\)"),
+        (P6, [0.5, 0.0, 0.5], r"class_prior must be finite and > 0 for every class \(got \[0.5, 0.0"),
+        (P6, [0.5, np.nan, 0.5], "class_prior must be finite"),
+        (-P6, [1, 1, 1], r"pred_probs must be >= 0"),
+        (P6[:, 0], [1, 1, 1], r"shape \(n_samples, n_classes\)"),
+    ],
+    ids=["length", "zero", "nan", "negative-probs", "1d"],
+)
+def test_prior_corrected_predict_validates(probs, prior, match):
+    with pytest.raises(ValueError, match=match):
+        prior_corrected_predict(probs, prior)
 
 
 # ------------------------------------------------------------------ selection / relabel

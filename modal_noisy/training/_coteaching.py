@@ -26,6 +26,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
+from modal_noisy.metrics import prior_corrected_predict
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._seeding import draw_seeds, torch_seed
@@ -39,6 +40,7 @@ from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
 __all__ = ["CoTeachingClassifier"]
 
 SELECTIONS: tuple[str, ...] = ("loss", "loss+vog", "loss+random")
+DECISIONS: tuple[str, ...] = ("argmax", "balanced")
 VOG_SOURCES: tuple[str, ...] = ("training", "checkpoint")
 _VOG_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
 
@@ -47,6 +49,13 @@ def _final_linear(module: nn.Module) -> nn.Linear:
     from modal_noisy.nets import final_linear
 
     return final_linear(module)
+
+
+def _class_prior(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Label frequencies with a pseudo-count of 1 for absent classes (the prior must be > 0)."""
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    counts[counts == 0] = 1.0
+    return counts / counts.sum()
 
 
 def _reset_parameters(module: nn.Module) -> None:
@@ -134,7 +143,8 @@ class CoTeachingClassifier(NeuralNetClassifier):
 
     Prediction (``predict_proba``) is the softmax of the sum of both networks' logits; after
     :meth:`fine_tune` with ``networks="first"`` (the paper) it uses network 1 alone
-    (``inference_networks_``).
+    (``inference_networks_``). ``predict`` takes its arg-max, or with ``decision="balanced"`` the
+    arg-max after dividing by the class prior of the training labels.
 
     VoG (Variance of Gradients) is tracked for every sample from the **training forward pass**:
     the cross-entropy gradient with respect to the given label's row of the final linear layer
@@ -186,6 +196,12 @@ class CoTeachingClassifier(NeuralNetClassifier):
     class_reserve : float in [0, 1], default=0.75
         With ``class_aware=True``: share of each class's estimated clean samples that is reserved
         (at least one sample per class). 0 = the paper's selection.
+    decision : {"argmax", "balanced"}, default="argmax"
+        How :meth:`predict` turns probabilities into classes. ``"balanced"`` divides them by
+        ``class_prior_`` first (:func:`modal_noisy.metrics.prior_corrected_predict`), the decision
+        that maximises balanced accuracy; on imbalanced data it trades majority-class recall for
+        rare-class recall (HAM10000 8×8, clean labels: balanced accuracy 0.35 → 0.46, see
+        ``benchmarks/README.md``). ``predict_proba``, and so every query strategy, is unaffected.
     random_state : int, numpy RandomState or None, default=None
         Seeds the two networks' initialisations, the shuffling, dropout and the random fill.
         The same int gives identical results on the CPU. The caller's global torch and numpy
@@ -227,6 +243,10 @@ class CoTeachingClassifier(NeuralNetClassifier):
         (network 1 only) and 2 with ``networks="both"``.
     classes_ : ndarray
         ``arange(n_classes)`` (labels are class indices).
+    class_prior_ : ndarray of float, shape (n_classes,)
+        Class frequencies of the labels of the last ``fit`` / ``partial_fit`` (each at least
+        ``1 / (n + n_classes)``: a class without labels gets a small pseudo-count), used by
+        ``decision="balanced"``. :meth:`fine_tune` leaves it alone.
     history : skorch History
         Per epoch, besides skorch's entries: ``forget_rate`` (``τ_e``), ``noise_rate`` (``τ``),
         ``selected_frac`` (share of the training samples network 1 selected), ``vog_mixing``
@@ -295,6 +315,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         vog_dtype: str = "float32",
         class_aware: bool = False,
         class_reserve: float = 0.75,
+        decision: str = "argmax",
         random_state: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -309,6 +330,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self.vog_dtype = vog_dtype
         self.class_aware = class_aware
         self.class_reserve = class_reserve
+        self.decision = decision
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
@@ -332,6 +354,7 @@ class CoTeachingClassifier(NeuralNetClassifier):
         if not isinstance(self.class_aware, (bool, np.bool_)):
             raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
         check_fraction(self.class_reserve, "class_reserve")
+        check_choice(self.decision, "decision", DECISIONS)
 
     def _validate_data(self, X: Any, y: Any) -> tuple[Any, Any]:
         n_classes = self._n_classes()
@@ -499,6 +522,13 @@ class CoTeachingClassifier(NeuralNetClassifier):
         if not self.initialized_:
             self.initialize()
         X, y = self._validate_data(X, y)
+        if y is not None:
+            self.class_prior_ = _class_prior(y, self._n_classes())
+        elif self.decision == "balanced":
+            raise ValueError(
+                "decision='balanced' needs the training labels to count the class prior: pass y "
+                "with a Dataset X (got y=None)"
+            )
         seed = draw_seeds(self.random_state, 3)[2]  # 0 and 1 initialise the networks
         seed = (seed + 7919 * len(self.history)) % np.iinfo(np.int32).max
         self.inference_networks_ = 2
@@ -516,6 +546,12 @@ class CoTeachingClassifier(NeuralNetClassifier):
         """Initialise both networks (unless ``warm_start``) and co-teach them on ``(X, y)``."""
         self._validate_hyperparams()
         return super().fit(X, y, **fit_params)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class of each sample: arg-max of ``predict_proba``, prior-corrected if ``decision="balanced"``."""
+        if check_choice(self.decision, "decision", DECISIONS) == "argmax":
+            return super().predict(X)
+        return prior_corrected_predict(self.predict_proba(X), self.class_prior_)
 
     def check_data(self, X: Any, y: Any) -> None:
         super().check_data(X, y)
