@@ -39,6 +39,7 @@ METHOD_LABELS = {
     "cleanlab_cleanlearning": "cleanlab CleanLearning",
 }
 METHOD_ORDER = list(METHOD_LABELS)
+PRIOR_CORRECTED = "balanced_accuracy_prior_corrected"  # the balanced decision's test score
 # variants of ours: never "the best other method", and not required of a run (they came later)
 OUR_VARIANTS = ("ours", "ours_true_rate", "ours_audit")
 DEFAULT_METHODS = [m for m in METHOD_ORDER if m not in OUR_VARIANTS[1:]]
@@ -74,6 +75,13 @@ def fmt(values: list[Any], spec: str = ".3f") -> str:
     if n == 0:
         return "–"
     return f"{mean:{spec}} ± {std:{spec}}" if n > 1 else f"{mean:{spec}}"
+
+
+def fmt_partial(values: list[Any], spec: str = ".3f") -> str:
+    """:func:`fmt`, saying how many of the seeds it covers when some records lack the value."""
+    present = sum(v is not None for v in values)
+    out = fmt(values, spec)
+    return f"{out} ({present} of {len(values)} seeds)" if 0 < present < len(values) else out
 
 
 def _get(record: dict[str, Any] | None, *path: Any) -> Any:
@@ -135,17 +143,23 @@ def phase1_tables(p1: list[dict], figures: list[str]) -> list[str]:
         seeds = sorted({r["seed"] for r in records})
         counts = records[0]["class_counts"]
         rarest = int(np.argmin(counts))
+        # the balanced decision's score exists only in records written since it was added
+        corrected = any(_get(r, "test", PRIOR_CORRECTED) is not None for r in records)
         lines += [
             f"### {dataset}, {kind} noise {rate:g}, {epochs} epochs, seeds {seeds}",
             "",
             f"Training set {records[0]['n_train']} samples; true-label class counts {counts} "
             f"(rarest class: {rarest}). Test-split metrics of the model each method trains; selection "
-            "metrics of the samples it keeps as clean (CE keeps everything). `±` = std over seeds.",
+            "metrics of the samples it keeps as clean (CE keeps everything). `±` = std over seeds."
+            + (" *balanced decision*: the same model's balanced accuracy when it divides its "
+               "probabilities by the prior of the labels it was trained on before the arg-max "
+               "(`decision=\"balanced\"`)." if corrected else ""),
             "",
-            "| method | seeds | test bal. acc. | test macro-F1 | test MCC | sel. precision | sel. recall "
+            "| method | seeds | test bal. acc. | " + ("… balanced decision | " if corrected else "")
+            + "test macro-F1 | test MCC | sel. precision | sel. recall "
             f"| retention class {rarest} (rarest) | min retention over classes | flagged precision "
             "| noise-rate est. error | fit s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|" + ("---|" if corrected else "") + "---|---|---|---|---|---|---|---|---|",
         ]
         for method in METHOD_ORDER:
             rs = by_method.get(method)
@@ -161,6 +175,7 @@ def phase1_tables(p1: list[dict], figures: list[str]) -> list[str]:
                     METHOD_LABELS[method],
                     str(len(rs)),
                     fmt([_get(r, "test", "balanced_accuracy") for r in rs]),
+                    *([fmt_partial([_get(r, "test", PRIOR_CORRECTED) for r in rs])] if corrected else []),
                     fmt([_get(r, "test", "macro_f1") for r in rs]),
                     fmt([_get(r, "test", "mcc") for r in rs]),
                     fmt([_get(r, "selection", "precision") for r in rs]),

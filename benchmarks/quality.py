@@ -88,11 +88,22 @@ PHASE2_STRATEGIES = (
 # ----------------------------------------------------------------------------- evaluation helpers
 
 
-def _test_metrics(model: Any, exp: Any) -> dict[str, Any]:
+def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, Any]:
+    """Test-split metrics of the arg-max; also the balanced accuracy of the balanced decision.
+
+    ``balanced_accuracy_prior_corrected``: the decision of ``CoTeachingClassifier(decision="balanced")``,
+    the probabilities divided by the class prior of ``train_labels`` (the labels the model was fit on;
+    a pseudo-count of 1 for a class without any).
+    """
     from modal_noisy.metrics import classification_metrics
 
-    m = classification_metrics(exp.y_test, model.predict_proba(exp.X_test), n_classes=exp.n_classes)
-    return {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
+    probs = model.predict_proba(exp.X_test)
+    m = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes)
+    prior = np.maximum(np.bincount(train_labels, minlength=exp.n_classes), 1)
+    corrected = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes, class_prior=prior)
+    out = {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
+    out["balanced_accuracy_prior_corrected"] = corrected["balanced_accuracy"]
+    return out
 
 
 def _selection(kept: np.ndarray, exp: Any) -> dict[str, Any]:
@@ -198,7 +209,7 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
             "fit_seconds": cv.seconds + refit.seconds,
             "selection": _selection(kept, exp),
             "noise_rate_estimate": float(1 - kept.mean()),
-            "test": _test_metrics(cl, exp),
+            "test": _test_metrics(cl, exp, y[kept]),
         }
     )
     return records
@@ -237,7 +248,7 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
         "forget_rate": rate,
         "selection": _selection(np.asarray(net.clean_mask_, dtype=bool), exp),
         "noise_rate_estimate": float(net.noise_rate_) if rate == "auto" else estimate,
-        "test": _test_metrics(net, exp),
+        "test": _test_metrics(net, exp, exp.y_given),
     }
 
 
@@ -265,7 +276,7 @@ def _ceiling_pair_run(exp, args, seed) -> dict[str, Any]:
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_true)
     return {"method": "clean_ceiling_pair", "fit_seconds": sw.seconds, "selection": None,
-            "noise_rate_estimate": None, "test": _test_metrics(net, exp)}
+            "noise_rate_estimate": None, "test": _test_metrics(net, exp, exp.y_true)}
 
 
 def run_phase1(exp, spec, kind, rate, seed, methods, args, done, out) -> None:
@@ -302,14 +313,14 @@ def run_phase1(exp, spec, kind, rate, seed, methods, args, done, out) -> None:
     if todo("clean_ceiling"):
         model, seconds = _fit_cross_entropy(exp, exp.y_true, args, seed)
         emit({"method": "clean_ceiling", "fit_seconds": seconds, "selection": None,
-              "noise_rate_estimate": None, "test": _test_metrics(model, exp)})
+              "noise_rate_estimate": None, "test": _test_metrics(model, exp, exp.y_true)})
     if todo("clean_ceiling_pair"):
         emit(_ceiling_pair_run(exp, args, seed))
     if todo("cross_entropy"):
         model, seconds = _fit_cross_entropy(exp, exp.y_given, args, seed)
         emit({"method": "cross_entropy", "fit_seconds": seconds,
               "selection": _selection(np.ones(len(exp.y_given), dtype=bool), exp),
-              "noise_rate_estimate": None, "test": _test_metrics(model, exp)})
+              "noise_rate_estimate": None, "test": _test_metrics(model, exp, exp.y_given)})
     for method in COTEACHING_METHODS:
         if todo(method):
             emit(_coteaching_run(method, exp, args, seed))
