@@ -53,6 +53,11 @@ def _add_experiment_options(parser: argparse.ArgumentParser, *, data_required: b
     parser.add_argument("--selection", choices=("loss", "loss+vog", "loss+random"), default="loss+vog")
     parser.add_argument("--class-aware", action="store_true", help="per-class keep quotas in phase 1")
     parser.add_argument("--forget-rate", default="auto", help="'auto' or the assumed noise rate")
+    parser.add_argument(
+        "--decision", choices=("argmax", "balanced"), default="argmax",
+        help="how predictions are made and scored: 'balanced' divides the probabilities by the class "
+        "prior of the training labels first (better balanced accuracy on imbalanced data)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -117,6 +122,7 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "selection": args.selection,
         "class_aware": args.class_aware,
         "forget_rate": forget_rate,
+        "decision": args.decision,
         "device": args.device,
         "seed": args.seed,
     }
@@ -138,6 +144,7 @@ def _prepare(settings: dict[str, Any]):
         selection=settings["selection"],
         forget_rate=settings["forget_rate"],
         class_aware=settings["class_aware"],
+        decision=settings.get("decision", "argmax"),  # settings files from before it lack it
         device=settings["device"],
         random_state=settings["seed"],
     )
@@ -170,6 +177,9 @@ def _new_out_dir(prefix: str) -> Path:
 
 
 def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
+    """Validation balanced accuracy of plain cross-entropy, decided as the run's estimator decides."""
+    import numpy as np
+
     from modal_noisy._experiment import build_cross_entropy
     from modal_noisy.metrics import classification_metrics
 
@@ -181,9 +191,11 @@ def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
         random_state=settings["seed"],
         verbose=0,
     ).fit(experiment.X_train, experiment.y_given)
-    return classification_metrics(experiment.y_val, baseline.predict_proba(experiment.X_val))[
-        "balanced_accuracy"
-    ]
+    prior = None
+    if settings.get("decision") == "balanced":
+        prior = np.maximum(np.bincount(experiment.y_given, minlength=experiment.n_classes), 1)
+    probs = baseline.predict_proba(experiment.X_val)
+    return classification_metrics(experiment.y_val, probs, class_prior=prior)["balanced_accuracy"]
 
 
 def _write_report(report, out: Path) -> list[Path]:

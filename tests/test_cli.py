@@ -39,13 +39,31 @@ def test_run_requires_a_data_source(tmp_path):
 
 def test_run_on_digits_writes_the_report(tmp_path):
     out = tmp_path / "out"
-    result = _cli("run", "--digits", *TINY, "--audit", "15", "--out", str(out), cwd=tmp_path)
+    result = _cli(
+        "run", "--digits", *TINY, "--audit", "15", "--decision", "balanced", "--out", str(out), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| round |" in result.stdout and str(out.resolve()) in result.stdout
+    assert json.loads((out / "settings.json").read_text())["decision"] == "balanced"
     report = json.loads((out / "report.json").read_text())
     assert report["phase1"]["audit"]["n_audited"] == 15
     assert [r["labels_spent"] for r in report["rounds"]] == [15, 25, 35]
     assert (out / "journal.jsonl").stat().st_size > 0
+
+
+@pytest.mark.parametrize("decision", ["argmax", "balanced", None], ids=["argmax", "balanced", "old-settings"])
+def test_settings_reach_the_estimator(decision):
+    from modal_noisy import cli
+
+    args = cli.build_parser().parse_args(["run", "--digits", *TINY, "--class-aware"])
+    settings = cli._settings_from_args(args)
+    if decision is None:
+        del settings["decision"]  # a settings.json written before --decision existed
+    else:
+        settings["decision"] = decision
+    _, estimator = cli._prepare(settings)
+    assert estimator.decision == (decision or "argmax") and estimator.class_aware is True
+    assert estimator.max_epochs == 3
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
