@@ -84,6 +84,14 @@ def fmt_partial(values: list[Any], spec: str = ".3f") -> str:
     return f"{out} ({present} of {len(values)} seeds)" if 0 < present < len(values) else out
 
 
+def _score_cells(records: list[dict], part: str, corrected: bool) -> str:
+    """Table cells: the balanced accuracy of the records' ``part``, and the balanced decision's."""
+    cells = [fmt([_get(r, part, "balanced_accuracy") for r in records])]
+    if corrected:
+        cells.append(fmt_partial([_get(r, part, PRIOR_CORRECTED) for r in records]))
+    return " | ".join(cells)
+
+
 def _get(record: dict[str, Any] | None, *path: Any) -> Any:
     for key in path:
         if record is None:
@@ -264,6 +272,7 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
         for frac in sorted({r["budget_fraction"] for r in records}):
             rs_frac = [r for r in records if r["budget_fraction"] == frac]
             seeds = sorted({r["seed"] for r in rs_frac})
+            corrected = any(_get(r, "test", PRIOR_CORRECTED) is not None for r in rs_frac)
             lines += [
                 f"### {dataset}, {kind} noise {rate:g}: budget {frac:.0%} of the training set "
                 f"({rs_frac[0]['labels_spent']} labels in {r0['rounds']} rounds of "
@@ -277,23 +286,24 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                 "last round. Noisy labels remaining counts wrong labels in the whole training label "
                 "vector (phase-1-clean samples keep their given label).",
                 "",
-                "| model / strategy | seeds | test bal. acc. | test macro-F1 | test MCC | noisy labels "
-                "remaining | relabel precision |",
-                "|---|---|---|---|---|---|---|",
+                "| model / strategy | seeds | test bal. acc. | "
+                + ("… balanced decision | " if corrected else "")
+                + "test macro-F1 | test MCC | noisy labels remaining | relabel precision |",
+                "|---|---|---|" + ("---|" if corrected else "") + "---|---|---|---|",
             ]
+
             for method in ("clean_ceiling", "cross_entropy"):
                 if ref.get(method):
                     rs = ref[method]
                     lines.append(
-                        f"| {METHOD_LABELS[method]} | {len(rs)} | "
-                        f"{fmt([_get(r, 'test', 'balanced_accuracy') for r in rs])} | "
+                        f"| {METHOD_LABELS[method]} | {len(rs)} | {_score_cells(rs, 'test', corrected)} | "
                         f"{fmt([_get(r, 'test', 'macro_f1') for r in rs])} | "
                         f"{fmt([_get(r, 'test', 'mcc') for r in rs])} | – | – |"
                     )
             by_seed = {r["seed"]: r for r in rs_frac}
             lines.append(
                 f"| phase 1 only ({start_label}, no expert) | {len(by_seed)} | "
-                f"{fmt([_get(r, 'phase1', 'balanced_accuracy') for r in by_seed.values()])} | "
+                f"{_score_cells(list(by_seed.values()), 'phase1', corrected)} | "
                 f"{fmt([_get(r, 'phase1', 'macro_f1') for r in by_seed.values()])} | "
                 f"{fmt([_get(r, 'phase1', 'mcc') for r in by_seed.values()])} | "
                 f"{fmt([r['phase1_noisy_remaining'] for r in by_seed.values()], '.1f')} | – |"
@@ -303,8 +313,7 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                 if not rs:
                     continue
                 lines.append(
-                    f"| {STRATEGY_LABELS[strat]} | {len(rs)} | "
-                    f"{fmt([_get(r, 'test', 'balanced_accuracy') for r in rs])} | "
+                    f"| {STRATEGY_LABELS[strat]} | {len(rs)} | {_score_cells(rs, 'test', corrected)} | "
                     f"{fmt([_get(r, 'test', 'macro_f1') for r in rs])} | "
                     f"{fmt([_get(r, 'test', 'mcc') for r in rs])} | "
                     f"{fmt([r['noisy_remaining'] for r in rs], '.1f')} | "

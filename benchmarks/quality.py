@@ -73,6 +73,7 @@ PHASE1_METHODS = (
     "cleanlab_cleanlearning",
 )
 DEFAULT_PHASE1 = [m for m in PHASE1_METHODS if m != "ours_true_rate"]
+PRIOR_CORRECTED = "balanced_accuracy_prior_corrected"  # the balanced decision's test score
 PHASE2_STRATEGIES = (
     "random",
     "entropy",
@@ -102,7 +103,7 @@ def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, A
     prior = np.maximum(np.bincount(train_labels, minlength=exp.n_classes), 1)
     corrected = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes, class_prior=prior)
     out = {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
-    out["balanced_accuracy_prior_corrected"] = corrected["balanced_accuracy"]
+    out[PRIOR_CORRECTED] = corrected["balanced_accuracy"]
     return out
 
 
@@ -399,6 +400,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_given)
     print(f"  phase 1 ({args.phase2_start}) fitted in {sw.seconds:.0f} s", flush=True)
+    phase1_corrected = _test_metrics(net, exp, exp.y_given)[PRIOR_CORRECTED]
     for frac, strat in jobs:
         total = max(args.rounds, round(frac * n))
         per_round = total // args.rounds
@@ -420,13 +422,17 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             for r in rounds
         ]
         last = rounds[-1]
+        # the balanced decision of the recalibrated model: the prior of the labels it ends with
+        final_corrected = _test_metrics(cleaner.estimator_, exp, cleaner.labels_)[PRIOR_CORRECTED]
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
             "phase2_seconds": rt.seconds,
-            "phase1": {k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
+            "phase1": {**{k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
+                       PRIOR_CORRECTED: phase1_corrected},
             "phase1_noisy_remaining": rounds[0]["noisy_remaining"],
-            "test": {k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
+            "test": {**{k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
+                     PRIOR_CORRECTED: final_corrected},
             "noisy_remaining": last["noisy_remaining"],
             "relabel_precision": wrong / queried if queried else None,
             "curve": curve,
