@@ -145,6 +145,17 @@ def test_class_prior_gets_a_pseudo_count_for_absent_classes(data):
     assert net.predict(X[:20]).shape == (20,)
 
 
+def test_balanced_decision_after_load_params_asks_for_the_prior(fitted, data, tmp_path):
+    fitted.save_params(f_params=tmp_path / "p.pt")
+    restored = make_net(decision="balanced").initialize()
+    restored.load_params(f_params=tmp_path / "p.pt")
+    with pytest.raises(ValueError, match=r"decision='balanced' needs class_prior_.*after load_params"):
+        restored.predict(data[0][:5])
+    restored.class_prior_ = fitted.class_prior_
+    expected = np.argmax(np.log(fitted.predict_proba(data[0][:5])) - np.log(fitted.class_prior_), axis=1)
+    np.testing.assert_array_equal(restored.predict(data[0][:5]), expected)
+
+
 def test_balanced_decision_needs_labels_with_a_dataset(data):
     X, y, _ = data
     with pytest.raises(ValueError, match=r"decision='balanced' needs the training labels .*got y=None"):

@@ -551,7 +551,15 @@ class CoTeachingClassifier(NeuralNetClassifier):
         """Class of each sample: arg-max of ``predict_proba``, prior-corrected if ``decision="balanced"``."""
         if check_choice(self.decision, "decision", DECISIONS) == "argmax":
             return super().predict(X)
-        return prior_corrected_predict(self.predict_proba(X), self.class_prior_)
+        prior = getattr(self, "class_prior_", None)
+        if prior is None:
+            # save_params/load_params restore the networks, not the label statistics of fit
+            raise ValueError(
+                "decision='balanced' needs class_prior_, the class frequencies of the training labels, "
+                "which fit sets: after load_params assign it (net.class_prior_ = counts / counts.sum()) "
+                "or pickle the whole net instead (got no class_prior_)"
+            )
+        return prior_corrected_predict(self.predict_proba(X), prior)
 
     def check_data(self, X: Any, y: Any) -> None:
         super().check_data(X, y)
