@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
-from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from torch.nn import functional as F
@@ -27,8 +24,10 @@ from modal_noisy._validation import (
     check_same_length,
 )
 from modal_noisy.metrics import prior_corrected_predict
+from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
+from modal_noisy.training._persistence import CompanionFilesMixin
 from modal_noisy.training._seeding import draw_seeds, torch_seed
 from modal_noisy.training._selection import (
     forget_rate_at,
@@ -63,15 +62,6 @@ def _reset_parameters(module: nn.Module) -> None:
         reset = getattr(sub, "reset_parameters", None)
         if callable(reset):
             reset()
-
-
-def _companion_path(path: Any, suffix: str) -> Any:
-    """``dir/params.pt`` -> ``dir/params_module2.pt`` (the file of the second network)."""
-    if not isinstance(path, (str, os.PathLike)):
-        return None
-    p = Path(path)
-    out = p.with_name(f"{p.stem}_{suffix}{p.suffix}")
-    return str(out) if isinstance(path, str) else out
 
 
 class _RunState:
@@ -124,7 +114,7 @@ class _RunState:
         return self
 
 
-class CoTeachingClassifier(NeuralNetClassifier):
+class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifier):
     """Two networks trained with co-teaching and VoG-aware clean-sample selection (Khanal et al. 2024).
 
     A skorch :class:`~skorch.NeuralNetClassifier` holding two networks of the same architecture,
@@ -861,194 +851,6 @@ class CoTeachingClassifier(NeuralNetClassifier):
         self.clean_mask_ = (state.sel1 & state.seen).cpu().numpy()
         self.sample_loss_ = state.loss1.cpu().numpy().astype(np.float32)
         self.vog_ = state.vog_values1.float().cpu().numpy()
-
-    # ------------------------------------------------------------------ phase 2
-    def fine_tune(
-        self,
-        X: Any,
-        y: Any,
-        *,
-        epochs: int,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        batch_size: int | None = None,
-        networks: str = "first",
-    ) -> CoTeachingClassifier:
-        """Recalibrate network 1 on (clean) samples, the paper's phase-2 step; predict with it alone.
-
-        Plain mean cross-entropy, SGD with the given ``lr``, ``momentum`` and ``weight_decay``, the
-        learning rate annealed by a cosine over the ``epochs`` of this call. Network 2, the
-        optimizers of ``fit``, callbacks and ``history`` are left alone. Deterministic for a given
-        ``random_state`` (each call gets its own seed from it and the number of calls so far).
-        Afterwards ``inference_networks_`` is 1: predictions come from network 1 only. With
-        ``networks="both"`` each network is recalibrated the same way (its own optimizer and shuffling)
-        and predictions keep using the sum of both networks' logits (``inference_networks_`` is 2).
-
-        Parameters
-        ----------
-        X : array of shape (n, C, H, W) or torch Dataset
-        y : array of int of shape (n,)
-            Labels to trust (phase-1 clean labels and the oracle's answers).
-        epochs : int >= 1
-        lr, momentum, weight_decay : float
-            SGD settings (paper: 0.01, 0.9, 1e-4).
-        batch_size : int, optional
-            Defaults to the net's ``batch_size``.
-        networks : {"first", "both"}, default="first"
-            ``"first"`` is the paper (phase 2 continues with network 1); ``"both"`` keeps the
-            two-network ensemble of phase 1, which measured better after recalibration on small clean
-            sets (see ``benchmarks/RESULTS.md``).
-
-        Returns
-        -------
-        self
-        """
-        self.check_is_fitted()
-        check_positive_int(epochs, "epochs")
-        check_fraction(lr, "lr", high=float("inf"), low_inclusive=False)
-        check_fraction(momentum, "momentum")
-        check_fraction(weight_decay, "weight_decay", high=float("inf"))
-        batch_size = self.batch_size if batch_size is None else batch_size
-        check_positive_int(batch_size, "batch_size")
-        check_choice(networks, "networks", ("first", "both"))
-        X, y = self._validate_data(X, y)
-        dataset = self.get_dataset(X, y)
-        calls = getattr(self, "fine_tune_calls_", 0)
-        seed = draw_seeds(self.random_state, 4)[3]
-        seed = (seed + 104729 * calls) % np.iinfo(np.int32).max
-        modules = [self.module_] if networks == "first" else [self.module_, self.module2_]
-        losses = [
-            self._fine_tune_module(
-                module,
-                dataset,
-                (seed + offset) % np.iinfo(np.int32).max,
-                epochs,
-                batch_size,
-                lr=lr,
-                momentum=momentum,
-                weight_decay=weight_decay,
-            )
-            for offset, module in enumerate(modules)
-        ]
-        self.fine_tune_calls_ = calls + 1
-        self.fine_tune_losses_ = losses[0]
-        self.inference_networks_ = len(modules)
-        return self
-
-    def _fine_tune_module(
-        self,
-        module: nn.Module,
-        dataset: Any,
-        seed: int,
-        epochs: int,
-        batch_size: int,
-        *,
-        lr: float,
-        momentum: float,
-        weight_decay: float,
-    ) -> list[float]:
-        """Plain cross-entropy SGD with a cosine schedule on one network; returns per-epoch losses."""
-        optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        losses = []
-        with torch_seed(seed, self.device):
-            loader = DataLoader(
-                dataset,
-                batch_size=batch_size,
-                shuffle=True,
-                generator=torch.Generator().manual_seed(seed),
-            )
-            module.train()
-            for _ in range(epochs):
-                total, count = 0.0, 0
-                for xb, yb in loader:
-                    xb = to_tensor(xb, device=self.device)
-                    yb = to_tensor(yb, device=self.device)
-                    optimizer.zero_grad()
-                    loss = self.criterion_(self._call(module, xb, {}), yb)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * len(yb)
-                    count += len(yb)
-                schedule.step()
-                losses.append(total / max(count, 1))
-        module.eval()
-        return losses
-
-    # ------------------------------------------------------------------ persistence
-    def save_params(
-        self,
-        f_params: Any = None,
-        f_optimizer: Any = None,
-        f_criterion: Any = None,
-        f_history: Any = None,
-        use_safetensors: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        """skorch's ``save_params``; network 2 and its optimizer go to companion files (see Notes)."""
-        kwargs = self._with_companions(
-            {"f_params": f_params, "f_optimizer": f_optimizer, **kwargs}, must_exist=False
-        )
-        kwargs.pop("f_params", None)
-        kwargs.pop("f_optimizer", None)
-        super().save_params(
-            f_params=f_params,
-            f_optimizer=f_optimizer,
-            f_criterion=f_criterion,
-            f_history=f_history,
-            use_safetensors=use_safetensors,
-            **kwargs,
-        )
-
-    def load_params(
-        self,
-        f_params: Any = None,
-        f_optimizer: Any = None,
-        f_criterion: Any = None,
-        f_history: Any = None,
-        checkpoint: Any = None,
-        use_safetensors: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        """skorch's ``load_params``; also loads network 2 from its companion files when present."""
-        files: dict[str, Any] = {}
-        if checkpoint is not None:
-            if not self.initialized_:
-                self.initialize()
-            if f_history is None and checkpoint.f_history is not None:
-                # skorch formats the checkpoint's file names from the restored history
-                self.history = History.from_file(checkpoint.f_history_)
-            files.update(checkpoint.get_formatted_files(self))
-        files.update(kwargs)
-        files.update({k: v for k, v in (("f_params", f_params), ("f_optimizer", f_optimizer)) if v})
-        companions = self._with_companions(files, must_exist=True)
-        kwargs.update({k: v for k, v in companions.items() if k not in files})
-        super().load_params(
-            f_params=f_params,
-            f_optimizer=f_optimizer,
-            f_criterion=f_criterion,
-            f_history=f_history,
-            checkpoint=checkpoint,
-            use_safetensors=use_safetensors,
-            **kwargs,
-        )
-
-    @staticmethod
-    def _with_companions(files: dict[str, Any], *, must_exist: bool) -> dict[str, Any]:
-        out = dict(files)
-        pairs = (
-            ("f_module2", files.get("f_params") or files.get("f_module"), "module2"),
-            ("f_optimizer2", files.get("f_optimizer"), "optimizer2"),
-        )
-        for key, base, suffix in pairs:
-            if out.get(key) is not None or base is None:
-                continue
-            path = _companion_path(base, suffix)
-            if path is None or (must_exist and not Path(path).exists()):
-                continue
-            out[key] = path
-        return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
