@@ -127,7 +127,8 @@ def classification_metrics(
         Number of classes; default ``pred_probs.shape[1]``.
     class_prior : array-like of shape (n_classes,), optional
         When given, the prediction is :func:`prior_corrected_predict` (the balanced-accuracy
-        decision) instead of the arg-max; AUROC is unaffected.
+        decision) instead of the arg-max, and ``pred_probs`` must then be non-negative
+        probabilities; AUROC is unaffected.
 
     Returns
     -------
