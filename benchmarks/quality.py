@@ -422,8 +422,8 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             for r in rounds
         ]
         last = rounds[-1]
-        # the balanced decision of the recalibrated model: the prior of the labels it ends with
-        final_corrected = _test_metrics(cleaner.estimator_, exp, cleaner.labels_)[PRIOR_CORRECTED]
+        # what decision="balanced" predicts after cleaning: class_prior_ stays that of the given labels
+        final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[PRIOR_CORRECTED]
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
