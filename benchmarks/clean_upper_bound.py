@@ -106,7 +106,9 @@ def _cnn_score(
     net.fit(X_train, y_train)
     per_epoch = (time.perf_counter() - start) / args.epochs
     proba = net.predict_proba(X_test)
-    prior = np.bincount(y_train, minlength=n_classes)
+    # as decision="balanced" does: the prior out once per network whose logits are summed
+    n_networks = getattr(net, "inference_networks_", 1)
+    prior = (np.bincount(y_train, minlength=n_classes) / len(y_train)) ** n_networks
     return (
         float(balanced_accuracy_score(y_test, proba.argmax(axis=1))),
         float(balanced_accuracy_score(y_test, prior_corrected_predict(proba, prior))),

@@ -73,7 +73,8 @@ PHASE1_METHODS = (
     "cleanlab_cleanlearning",
 )
 DEFAULT_PHASE1 = [m for m in PHASE1_METHODS if m != "ours_true_rate"]
-PRIOR_CORRECTED = "balanced_accuracy_prior_corrected"  # the balanced decision's test score
+# the test balanced accuracy of decision="balanced": the prior divided out once per summed network
+BALANCED_DECISION = "balanced_accuracy_balanced_decision"
 PHASE2_STRATEGIES = (
     "random",
     "entropy",
@@ -92,18 +93,19 @@ PHASE2_STRATEGIES = (
 def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, Any]:
     """Test-split metrics of the arg-max; also the balanced accuracy of the balanced decision.
 
-    ``balanced_accuracy_prior_corrected``: the decision of ``CoTeachingClassifier(decision="balanced")``,
+    ``balanced_accuracy_balanced_decision``: the decision of ``CoTeachingClassifier(decision="balanced")``,
     the probabilities divided by the class prior of ``train_labels`` (the labels the model was fit on;
-    a pseudo-count of 1 for a class without any).
+    a pseudo-count of 1 for a class without any) once per network whose logits the model sums.
     """
     from modal_noisy.metrics import classification_metrics
 
     probs = model.predict_proba(exp.X_test)
     m = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes)
-    prior = np.maximum(np.bincount(train_labels, minlength=exp.n_classes), 1)
+    prior = np.maximum(np.bincount(train_labels, minlength=exp.n_classes), 1).astype(np.float64)
+    prior = (prior / prior.sum()) ** getattr(model, "inference_networks_", 1)
     corrected = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes, class_prior=prior)
     out = {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
-    out[PRIOR_CORRECTED] = corrected["balanced_accuracy"]
+    out[BALANCED_DECISION] = corrected["balanced_accuracy"]
     return out
 
 
@@ -400,7 +402,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_given)
     print(f"  phase 1 ({args.phase2_start}) fitted in {sw.seconds:.0f} s", flush=True)
-    phase1_corrected = _test_metrics(net, exp, exp.y_given)[PRIOR_CORRECTED]
+    phase1_corrected = _test_metrics(net, exp, exp.y_given)[BALANCED_DECISION]
     for frac, strat in jobs:
         total = max(args.rounds, round(frac * n))
         per_round = total // args.rounds
@@ -423,16 +425,16 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         ]
         last = rounds[-1]
         # what decision="balanced" predicts after cleaning: class_prior_ stays that of the given labels
-        final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[PRIOR_CORRECTED]
+        final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[BALANCED_DECISION]
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
             "phase2_seconds": rt.seconds,
             "phase1": {**{k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
-                       PRIOR_CORRECTED: phase1_corrected},
+                       BALANCED_DECISION: phase1_corrected},
             "phase1_noisy_remaining": rounds[0]["noisy_remaining"],
             "test": {**{k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
-                     PRIOR_CORRECTED: final_corrected},
+                     BALANCED_DECISION: final_corrected},
             "noisy_remaining": last["noisy_remaining"],
             "relabel_precision": wrong / queried if queried else None,
             "curve": curve,

@@ -63,13 +63,11 @@ _REPLAY_SETTINGS = (
 
 
 def _decision_prior(estimator: Any) -> np.ndarray | None:
-    """The class prior an estimator divides by before its arg-max (``decision="balanced"``), else None.
+    """The prior an estimator divides by before its arg-max (``decision_prior_``), else None.
 
     The report's metrics then score the decisions the estimator's ``predict`` makes.
     """
-    if getattr(estimator, "decision", "argmax") == "balanced":
-        return getattr(estimator, "class_prior_", None)
-    return None
+    return getattr(estimator, "decision_prior_", None)
 
 
 class ActiveLabelCleaner:

@@ -127,12 +127,26 @@ def test_balanced_decision_divides_by_the_training_prior(fitted, data):
     balanced = copy.deepcopy(fitted)
     balanced.decision = "balanced"  # the decision rule only acts in predict: no refit needed
     pred = balanced.predict(X)
-    np.testing.assert_array_equal(pred, np.argmax(np.log(proba) - np.log(fitted.class_prior_), axis=1))
+    # two networks' summed logits: a product of two posteriors, so the prior goes out twice
+    np.testing.assert_array_equal(pred, np.argmax(np.log(proba) - 2 * np.log(fitted.class_prior_), axis=1))
+    assert fitted.decision_prior_ is None
+    squared = fitted.class_prior_**2
+    np.testing.assert_allclose(balanced.decision_prior_, squared / squared.sum())
     changed = pred != proba.argmax(1)
     assert changed.any()
     # every changed decision moves to a rarer class than the arg-max's
     prior = fitted.class_prior_
     assert (prior[pred[changed]] < prior[proba.argmax(1)[changed]]).all()
+
+
+def test_balanced_decision_after_fine_tuning_network_one_divides_once(fitted, data):
+    X, y, _ = data
+    net = copy.deepcopy(fitted).set_params(decision="balanced")
+    net.fine_tune(X[:64], y[:64], epochs=1, networks="first")
+    assert net.inference_networks_ == 1
+    np.testing.assert_allclose(net.decision_prior_, fitted.class_prior_)
+    expected = np.argmax(np.log(net.predict_proba(X)) - np.log(fitted.class_prior_), axis=1)
+    np.testing.assert_array_equal(net.predict(X), expected)
 
 
 def test_class_prior_gets_a_pseudo_count_for_absent_classes(data):
@@ -152,7 +166,7 @@ def test_balanced_decision_after_load_params_asks_for_the_prior(fitted, data, tm
     with pytest.raises(ValueError, match=r"decision='balanced' needs class_prior_.*after load_params"):
         restored.predict(data[0][:5])
     restored.class_prior_ = fitted.class_prior_
-    expected = np.argmax(np.log(fitted.predict_proba(data[0][:5])) - np.log(fitted.class_prior_), axis=1)
+    expected = np.argmax(np.log(fitted.predict_proba(data[0][:5])) - 2 * np.log(fitted.class_prior_), axis=1)
     np.testing.assert_array_equal(restored.predict(data[0][:5]), expected)
 
 
