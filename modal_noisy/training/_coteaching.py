@@ -243,8 +243,9 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         What ``predict`` divides the probabilities by: None with ``decision="argmax"``, else
         ``class_prior_ ** inference_networks_`` (normalised). The prediction of two networks is
         the softmax of their summed logits, a product of two posteriors that each carry the
-        training prior, so the prior is divided out once per network (measured on HAM10000 8×8,
-        40% noise, co-teaching pair: balanced accuracy 0.285 → 0.322 dividing once, 0.336 twice).
+        training prior, so the prior is divided out once per network (HAM10000 8×8, co-teaching
+        pair, 20 epochs: clean labels 0.308 / 0.300 → 0.392 / 0.366 dividing once, 0.471 / 0.452
+        twice, seeds 0 / 1; 40% noise 0.285 → 0.322 once, 0.336 twice).
     history : skorch History
         Per epoch, besides skorch's entries: ``forget_rate`` (``τ_e``), ``noise_rate`` (``τ``),
         ``selected_frac`` (share of the training samples network 1 selected), ``vog_mixing``
