@@ -383,6 +383,12 @@ def list_cost_lines(p1: list[dict]) -> list[str]:
     ]
 
 
+CPU_CLOCK_NOTE = ("Wall time is what a user waits; on this shared machine it swings up to 2× between "
+                  "repeats, so the process-CPU-time ratios (one torch thread) are the ones to trust.")
+GPU_CLOCK_NOTE = ("On the GPU only wall time is shown: the process CPU time there includes the host "
+                  "waiting on the device.")
+
+
 def speed_tables(speeds: list[dict]) -> list[str]:
     lines: list[str] = []
     for s in speeds:
@@ -391,6 +397,11 @@ def speed_tables(speeds: list[dict]) -> list[str]:
             f"{machine['cpu_count']} cores shared with other jobs"
         lines += [f"### `{s['file']}` — {where}", "", f"Command: `{s['header']['command']}`", ""]
         rows_a, rows_b, rows_d, notes_a = [], [], [], []
+        on_gpu = bool(machine.get("gpu"))
+        if on_gpu:
+            lines += [f"Run by `bash benchmarks/gpu_check.sh` on a lent {machine['gpu']} "
+                      f"(python {s['header']['versions']['python']}, torch "
+                      f"{s['header']['versions']['torch']}); the machine ran nothing else.", ""]
         for name, entry in s["datasets"].items():
             if "epoch_time" in entry:
                 et = entry["epoch_time"]
@@ -398,7 +409,8 @@ def speed_tables(speeds: list[dict]) -> list[str]:
                     notes_a.append(f"{name}: {et['method']}")
                 for clock, sec_key, ratio_key in (("wall", "epoch_seconds", "ratio_to_loss"),
                                                   ("CPU", "epoch_cpu_seconds", "cpu_ratio_to_loss")):
-                    if sec_key not in et:
+                    # on a GPU the process CPU time includes waiting on the device: wall time only
+                    if sec_key not in et or (on_gpu and clock == "CPU"):
                         continue
                     sec, ratio = et[sec_key], et[ratio_key]
                     rows_a.append(
@@ -428,10 +440,9 @@ def speed_tables(speeds: list[dict]) -> list[str]:
                       "loss+VoG (checkpoint pass) |",
                       "|---|---|---|---|---|---|", *rows_a, "",
                       *(["Measured by " + "; ".join(notes_a) + ".", ""] if notes_a else []),
-                      "Wall time is what a user waits; on this shared machine it swings up to 2× between "
-                      "repeats, so the process-CPU-time ratios (one torch thread) are the ones to trust. "
-                      "With the interleaved measurement a ratio is the median of per-round ratios, so it "
-                      "can differ from the ratio of the median epoch times shown beside it.",
+                      (GPU_CLOCK_NOTE if on_gpu else CPU_CLOCK_NOTE) + " With the interleaved measurement "
+                      "a ratio is the median of per-round ratios, so it can differ from the ratio of the "
+                      "median epoch times shown beside it.",
                       ""]
         if rows_b:
             lines += ["(b) Wall time to a ranked relabel list, same network and epochs; list length / "
