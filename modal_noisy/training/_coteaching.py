@@ -675,7 +675,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         fill_fraction: float,
     ) -> torch.Tensor:
         """``r`` samples of the batch: the reserved ones (class-aware), then the rest by the paper's rule."""
-        keep = torch.tensor([r], device=loss.device)
+        keep = torch.full((1,), r, dtype=torch.long, device=loss.device)  # no host-to-device copy
         if reserved is not None:
             inf = torch.full_like(loss, float("inf"))
             loss = torch.where(reserved, inf, loss)
