@@ -442,11 +442,12 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         out["phase2"].append(rec)
         done.add(_key(rec, PHASE2_KEY))
         out["save"]()
+        precision = "-" if rec["relabel_precision"] is None else f"{rec['relabel_precision']:.2f}"
         print(
             f"  phase 2 {strat:<12} budget {frac:.0%} ({last['labels_spent']} labels): test bal-acc "
             f"{rounds[0]['test_balanced_accuracy']:.3f} -> {last['test_balanced_accuracy']:.3f}, noisy "
             f"{rounds[0]['noisy_remaining']} -> {last['noisy_remaining']}, relabel prec "
-            f"{rec['relabel_precision']:.2f} ({rt.seconds:.0f} s)",
+            f"{precision} ({rt.seconds:.0f} s)",
             flush=True,
         )
 
