@@ -153,8 +153,11 @@ def load(include_quick: bool) -> tuple[list[dict], list[dict], list[dict], list[
                     r["epochs"])] = r
             for r in data.get("phase2", []):
                 r.setdefault("phase1_method", "ours")  # records from before the audit
+                # GPU runs are neither bit-identical to CPU runs nor deterministic: a phase-2 table
+                # must compare strategies that started from the same phase-1 models
+                r["device"] = data["header"]["machine"].get("gpu") or "cpu"
                 p2[(r["dataset"], r["noise_kind"], r["noise_rate"], r["seed"], r["strategy"],
-                    r["budget_fraction"], r["epochs"], r["phase1_method"])] = r
+                    r["budget_fraction"], r["epochs"], r["phase1_method"], r["device"])] = r
         elif path.stem.startswith("speed"):
             speeds.append({"file": path.name, **data})
     return files, list(p1.values()), list(p2.values()), speeds
@@ -284,8 +287,11 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
     lines: list[str] = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p2:
-        groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"], r["phase1_method"])].append(r)
-    for (dataset, kind, rate, epochs, start), records in sorted(groups.items(), key=_group_order):
+        groups[(r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"], r["phase1_method"],
+                r["device"])].append(r)
+    # CPU tables first, then the same setting run on a GPU
+    order = sorted(groups.items(), key=lambda item: (_group_order(item)[:-1], item[0][-1] != "cpu"))
+    for (dataset, kind, rate, epochs, start, device), records in order:
         ref = defaultdict(list)
         for r in p1:
             if (r["dataset"], r["noise_kind"], r["noise_rate"], r["epochs"]) == (dataset, kind, rate, epochs):
@@ -300,7 +306,8 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                 f"### {dataset}, {kind} noise {rate:g}: budget {frac:.0%} of the training set "
                 f"({rs_frac[0]['labels_spent']} labels in {r0['rounds']} rounds of "
                 f"{rs_frac[0]['budget_per_round']}), seeds {seeds}"
-                + ("" if start == "ours" else ", phase 1 from the audit"),
+                + ("" if start == "ours" else ", phase 1 from the audit")
+                + ("" if device == "cpu" else f", on the GPU ({device})"),
                 "",
                 f"Phase 1: {start_label} ({epochs} epochs"
                 + ("" if start == "ours" else "; the audited labels are not in the budget and stay as given")
@@ -344,7 +351,8 @@ def phase2_tables(p1: list[dict], p2: list[dict], figures: list[str]) -> list[st
                     f"{fmt([r['relabel_precision'] for r in rs], '.2f')} |"
                 )
             lines.append("")
-            figure_name = dataset if start == "ours" else f"{dataset} audit"
+            figure_name = (dataset if start == "ours" else f"{dataset} audit") + (
+                "" if device == "cpu" else " gpu")
             png = cleaning_figure(figure_name, kind, rate, frac, rs_frac)
             if png:
                 figures.append(png)
@@ -565,8 +573,9 @@ def cost_lines(p1: list[dict], p2: list[dict]) -> list[str]:
     lines += ["", f"Phase 1 total for the data sets measured: about **{total / 3600:.1f} h** on this shared "
               "2-core CPU (wall times under load, per-epoch costs measured at the epochs each run used and "
               "scaled to 40; runs that lack a default method are left out). "]
-    if p2:
-        spend = float(np.mean([r["phase2_seconds"] for r in p2]))
+    on_cpu = [r for r in p2 if r["device"] == "cpu"]
+    if on_cpu:
+        spend = float(np.mean([r["phase2_seconds"] for r in on_cpu]))
         lines[-1] += (f"Phase 2 adds about {spend:.0f} s per strategy × budget × seed on average "
                       "(recalibration dominates; it scales with the clean-set size and the "
                       "recalibration epochs).")
