@@ -57,6 +57,24 @@ def _class_prior(y: np.ndarray, n_classes: int) -> np.ndarray:
     return counts / counts.sum()
 
 
+def _refuse_accelerate(net: NeuralNetClassifier) -> None:
+    """Stop a subclass that mixes in skorch's ``AccelerateMixin`` before it trains the wrong thing.
+
+    The mixin replaces ``initialize`` and ``train_step_single`` with its own, so the co-teaching step
+    (selection, cross-update, VoG) would silently give way to plain cross-entropy, and the per-sample
+    state is not shared between processes. Until both are handled, refuse instead.
+    """
+    from skorch.hf import AccelerateMixin
+
+    if isinstance(net, AccelerateMixin):
+        raise NotImplementedError(
+            "CoTeachingClassifier does not support skorch's AccelerateMixin yet (got "
+            f"{type(net).__name__}): the mixin replaces the co-teaching training step and the "
+            "per-sample state is not shared between processes; train on one device with "
+            "device='cuda' or 'cuda:N'"
+        )
+
+
 def _reset_parameters(module: nn.Module) -> None:
     for sub in module.modules():
         reset = getattr(sub, "reset_parameters", None)
@@ -398,6 +416,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
 
     def initialize_module(self) -> CoTeachingClassifier:
         """Create ``module_`` and ``module2_`` from two different seeds drawn from ``random_state``."""
+        _refuse_accelerate(self)
         kwargs = self.get_params_for("module")
         seed1, seed2 = draw_seeds(self.random_state, 2)
         with torch_seed(seed1):
