@@ -62,14 +62,6 @@ _REPLAY_SETTINGS = (
 )
 
 
-def _decision_prior(estimator: Any) -> np.ndarray | None:
-    """The prior an estimator divides by before its arg-max (``decision_prior_``), else None.
-
-    The report's metrics then score the decisions the estimator's ``predict`` makes.
-    """
-    return getattr(estimator, "decision_prior_", None)
-
-
 class ActiveLabelCleaner:
     """Budgeted, expert-in-the-loop relabelling of the samples phase 1 could not trust.
 
@@ -579,7 +571,8 @@ class ActiveLabelCleaner:
             "relabel_precision": precision,
             "noisy_remaining": None if y_true is None else int(np.sum(labels != y_true)),
         }
-        prior = _decision_prior(estimator)
+        # score the decisions the estimator's predict makes (decision="balanced" divides by a prior)
+        prior = getattr(estimator, "decision_prior_", None)
         entry.update(classification_metrics(y_val, estimator.predict_proba(X_val), class_prior=prior))
         if X_test is not None:
             test = classification_metrics(y_test, estimator.predict_proba(X_test), class_prior=prior)

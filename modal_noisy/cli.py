@@ -178,10 +178,9 @@ def _new_out_dir(prefix: str) -> Path:
 
 def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
     """Validation balanced accuracy of plain cross-entropy, decided as the run's estimator decides."""
-    import numpy as np
 
     from modal_noisy._experiment import build_cross_entropy
-    from modal_noisy.metrics import classification_metrics
+    from modal_noisy.metrics import classification_metrics, label_prior
 
     print(f"baseline: plain cross-entropy on the noisy labels, {settings['epochs']} epochs ...", flush=True)
     baseline = build_cross_entropy(
@@ -193,7 +192,7 @@ def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
     ).fit(experiment.X_train, experiment.y_given)
     prior = None
     if settings.get("decision") == "balanced":
-        prior = np.maximum(np.bincount(experiment.y_given, minlength=experiment.n_classes), 1)
+        prior = label_prior(experiment.y_given, experiment.n_classes)
     probs = baseline.predict_proba(experiment.X_val)
     return classification_metrics(experiment.y_val, probs, class_prior=prior)["balanced_accuracy"]
 

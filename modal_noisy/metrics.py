@@ -6,7 +6,7 @@ cleaning code, so every layer can use it.
 - :func:`classification_metrics` — balanced accuracy, macro-F1, one-vs-rest AUROC, MCC, per-class
   recall, accuracy of a model's predicted probabilities.
 - :func:`prior_corrected_predict` — the decision that maximises balanced accuracy: divide the
-  predicted probabilities by the training class prior before the arg-max.
+  predicted probabilities by the training class prior (:func:`label_prior`) before the arg-max.
 - :func:`selection_metrics` — how good a "clean set" is: precision, recall and per-class clean
   retention (does the selection keep the rare classes?).
 - :func:`relabel_precision` — the share of queried labels that were wrong (budget well spent).
@@ -33,6 +33,7 @@ from modal_noisy._validation import check_labels, check_positive_int, check_same
 __all__ = [
     "CleaningReport",
     "classification_metrics",
+    "label_prior",
     "prior_corrected_predict",
     "relabel_precision",
     "selection_metrics",
@@ -77,6 +78,32 @@ def _check_prior(class_prior: object, n_classes: int) -> np.ndarray:
     if not (np.all(np.isfinite(prior)) and np.all(prior > 0)):
         raise ValueError(f"class_prior must be finite and > 0 for every class (got {prior.tolist()})")
     return prior / prior.sum()
+
+
+def label_prior(labels: object, n_classes: int) -> np.ndarray:
+    """Class frequencies of ``labels``, with a pseudo-count of 1 for a class that has none.
+
+    The prior :func:`prior_corrected_predict` and ``CoTeachingClassifier(decision="balanced")`` divide
+    by; the pseudo-count keeps every entry > 0, so a class absent from the training labels is still
+    predictable.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n_samples,)
+        Training labels in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_classes,)
+        Sums to 1.
+    """
+    n_classes = check_positive_int(n_classes, "n_classes")
+    counts = np.bincount(check_labels(labels, "labels", n_classes=n_classes), minlength=n_classes)
+    counts = counts.astype(np.float64)
+    counts[counts == 0] = 1.0
+    return counts / counts.sum()
 
 
 def prior_corrected_predict(pred_probs: object, class_prior: object) -> np.ndarray:

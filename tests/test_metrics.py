@@ -16,6 +16,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 from modal_noisy.metrics import (
     CleaningReport,
     classification_metrics,
+    label_prior,
     prior_corrected_predict,
     relabel_precision,
     selection_metrics,
@@ -140,6 +141,25 @@ def test_class_prior_changes_decisions_not_auroc():
 def test_prior_corrected_predict_validates(probs, prior, match):
     with pytest.raises(ValueError, match=match):
         prior_corrected_predict(probs, prior)
+
+
+def test_label_prior_by_hand_with_a_pseudo_count_for_an_absent_class():
+    np.testing.assert_allclose(label_prior([0, 0, 0, 2], 3), [3 / 5, 1 / 5, 1 / 5])
+    np.testing.assert_allclose(label_prior(np.array([[1], [1]]), 2), [1 / 3, 2 / 3])  # MedMNIST column
+
+
+@pytest.mark.parametrize(
+    ("labels", "n_classes", "match"),
+    [
+        ([0, 3], 3, r"labels must lie in \[0, 3\) for n_classes=3 \(got label 3\)"),
+        ([0.5, 1], 2, r"labels must .*integer"),
+        ([0, 1], 0, r"n_classes must be"),
+    ],
+    ids=["out-of-range", "non-integer", "no-classes"],
+)
+def test_label_prior_validates(labels, n_classes, match):
+    with pytest.raises(ValueError, match=match):
+        label_prior(labels, n_classes)
 
 
 # ------------------------------------------------------------------ selection / relabel

@@ -23,7 +23,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
-from modal_noisy.metrics import prior_corrected_predict
+from modal_noisy.metrics import label_prior, prior_corrected_predict
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
@@ -48,13 +48,6 @@ def _final_linear(module: nn.Module) -> nn.Linear:
     from modal_noisy.nets import final_linear
 
     return final_linear(module)
-
-
-def _class_prior(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Label frequencies with a pseudo-count of 1 for absent classes (the prior must be > 0)."""
-    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
-    counts[counts == 0] = 1.0
-    return counts / counts.sum()
 
 
 def _refuse_accelerate(net: NeuralNetClassifier) -> None:
@@ -541,7 +534,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
             self.initialize()
         X, y = self._validate_data(X, y)
         if y is not None:
-            self.class_prior_ = _class_prior(y, self._n_classes())
+            self.class_prior_ = label_prior(y, self._n_classes())
         elif self.decision == "balanced":
             raise ValueError(
                 "decision='balanced' needs the training labels to count the class prior: pass y "
