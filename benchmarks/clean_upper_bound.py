@@ -82,7 +82,7 @@ def _cnn_score(
     from sklearn.metrics import balanced_accuracy_score
     from skorch import NeuralNetClassifier
 
-    from modal_noisy.metrics import prior_corrected_predict
+    from modal_noisy.metrics import label_prior, prior_corrected_predict
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import CoTeachingClassifier, recommended_net_kwargs
 
@@ -108,7 +108,7 @@ def _cnn_score(
     proba = net.predict_proba(X_test)
     # as decision="balanced" does: the prior out once per network whose logits are summed
     n_networks = getattr(net, "inference_networks_", 1)
-    prior = (np.bincount(y_train, minlength=n_classes) / len(y_train)) ** n_networks
+    prior = label_prior(y_train, n_classes) ** n_networks
     return (
         float(balanced_accuracy_score(y_test, proba.argmax(axis=1))),
         float(balanced_accuracy_score(y_test, prior_corrected_predict(proba, prior))),
