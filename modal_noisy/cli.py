@@ -178,7 +178,6 @@ def _new_out_dir(prefix: str) -> Path:
 
 def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
     """Validation balanced accuracy of plain cross-entropy, decided as the run's estimator decides."""
-
     from modal_noisy._experiment import build_cross_entropy
     from modal_noisy.metrics import classification_metrics, label_prior
 
