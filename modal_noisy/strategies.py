@@ -338,6 +338,10 @@ def cleanlab_query(
 ) -> np.ndarray:
     """Lowest cleanlab label-quality score first (:func:`modal_noisy.scoring.label_quality_scores`).
 
+    With ``method="self_confidence"`` the score is ``p[label]``, a monotone function of the loss
+    ``-log p[label]``, so this query picks what :func:`loss_noisy_query` picks, in the same order;
+    ``"normalized_margin"`` (``p[label]`` minus the largest other probability) ranks differently.
+
     Parameters
     ----------
     classifier : modAL learner or estimator with ``predict_proba``

@@ -162,6 +162,16 @@ def test_most_informative_first(strategy, score, largest, data, lr_learner):
     )
 
 
+def test_self_confidence_ranks_as_the_loss_does(data, lr_learner):
+    """p[label] is monotone in -log p[label]: the two strategies pick the same samples, in order."""
+    X, y = data
+    p = lr_learner.estimator.predict_proba(X[POOL].reshape(len(POOL), -1))
+    kwargs = dict(labels=y[POOL], pred_probs=p, random_state=0)
+    by_loss = loss_noisy_query(None, None, 40, **kwargs)
+    np.testing.assert_array_equal(cleanlab_query(None, None, 40, **kwargs), by_loss)
+    assert not np.array_equal(cleanlab_query(None, None, 40, method="normalized_margin", **kwargs), by_loss)
+
+
 def test_fixed_random_state_leaves_global_rngs_alone(data, net_learner):
     _, X_pool, labels, extra = _setting("skorch", data, net_learner, None)
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the legacy global RNG is the one to guard)
