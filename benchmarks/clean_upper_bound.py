@@ -82,7 +82,7 @@ def _cnn_score(
     from sklearn.metrics import balanced_accuracy_score
     from skorch import NeuralNetClassifier
 
-    from modal_noisy.metrics import label_prior, prior_corrected_predict
+    from modal_noisy.metrics import ensemble_prior, label_prior, prior_corrected_predict
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import CoTeachingClassifier, recommended_net_kwargs
 
@@ -107,8 +107,7 @@ def _cnn_score(
     per_epoch = (time.perf_counter() - start) / args.epochs
     proba = net.predict_proba(X_test)
     # as decision="balanced" does: the prior out once per network whose logits are summed
-    n_networks = getattr(net, "inference_networks_", 1)
-    prior = label_prior(y_train, n_classes) ** n_networks
+    prior = ensemble_prior(label_prior(y_train, n_classes), getattr(net, "inference_networks_", 1))
     return (
         float(balanced_accuracy_score(y_test, proba.argmax(axis=1))),
         float(balanced_accuracy_score(y_test, prior_corrected_predict(proba, prior))),

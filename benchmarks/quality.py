@@ -97,11 +97,11 @@ def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, A
     the probabilities divided by the class prior of ``train_labels`` (the labels the model was fit on;
     a pseudo-count of 1 for a class without any) once per network whose logits the model sums.
     """
-    from modal_noisy.metrics import classification_metrics, label_prior
+    from modal_noisy.metrics import classification_metrics, ensemble_prior, label_prior
 
     probs = model.predict_proba(exp.X_test)
     m = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes)
-    prior = label_prior(train_labels, exp.n_classes) ** getattr(model, "inference_networks_", 1)
+    prior = ensemble_prior(label_prior(train_labels, exp.n_classes), getattr(model, "inference_networks_", 1))
     corrected = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes, class_prior=prior)
     out = {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
     out[BALANCED_DECISION] = corrected["balanced_accuracy"]

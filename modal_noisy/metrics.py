@@ -33,6 +33,7 @@ from modal_noisy._validation import check_labels, check_positive_int, check_same
 __all__ = [
     "CleaningReport",
     "classification_metrics",
+    "ensemble_prior",
     "label_prior",
     "prior_corrected_predict",
     "relabel_precision",
@@ -104,6 +105,35 @@ def label_prior(labels: object, n_classes: int) -> np.ndarray:
     counts = counts.astype(np.float64)
     counts[counts == 0] = 1.0
     return counts / counts.sum()
+
+
+def ensemble_prior(class_prior: object, n_networks: int = 1) -> np.ndarray:
+    """The prior to divide out of the softmax of ``n_networks`` networks' summed logits.
+
+    Each network's softmax is a posterior that carries the training prior; the softmax of their
+    summed logits is proportional to the product of those posteriors, so it carries the prior
+    ``n_networks`` times. Dividing by ``class_prior ** n_networks`` (normalised) takes it out once per
+    network; dividing once leaves half of it in a pair (HAM10000 8×8, co-teaching pair on clean
+    labels: balanced accuracy 0.47 against 0.39, ``benchmarks/README.md``).
+
+    Parameters
+    ----------
+    class_prior : array-like of shape (n_classes,)
+        Class frequencies of the training labels (every entry > 0), e.g. :func:`label_prior`.
+    n_networks : int, default=1
+        Number of networks whose logits are summed before the softmax.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_classes,)
+        Sums to 1.
+    """
+    n_networks = check_positive_int(n_networks, "n_networks")
+    prior = np.asarray(class_prior, dtype=np.float64)
+    if prior.ndim != 1:
+        raise ValueError(f"class_prior must have shape (n_classes,) (got shape {prior.shape})")
+    powered = _check_prior(prior, len(prior)) ** n_networks
+    return powered / powered.sum()
 
 
 def prior_corrected_predict(pred_probs: object, class_prior: object) -> np.ndarray:

@@ -16,6 +16,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 from modal_noisy.metrics import (
     CleaningReport,
     classification_metrics,
+    ensemble_prior,
     label_prior,
     prior_corrected_predict,
     relabel_precision,
@@ -160,6 +161,33 @@ def test_label_prior_by_hand_with_a_pseudo_count_for_an_absent_class():
 def test_label_prior_validates(labels, n_classes, match):
     with pytest.raises(ValueError, match=match):
         label_prior(labels, n_classes)
+
+
+def test_ensemble_prior_takes_the_prior_out_once_per_network():
+    np.testing.assert_allclose(ensemble_prior([3, 1]), [0.75, 0.25])
+    np.testing.assert_allclose(ensemble_prior([3, 1], 2), [0.9, 0.1])  # 9 : 1
+    # the softmax of two summed logit vectors, each log(posterior), divided by the squared prior,
+    # decides as dividing each posterior by the prior does
+    post1, post2 = np.array([0.7, 0.3]), np.array([0.6, 0.4])
+    summed = post1 * post2 / (post1 * post2).sum()
+    np.testing.assert_array_equal(
+        prior_corrected_predict(summed[None], ensemble_prior([0.75, 0.25], 2)),
+        [np.argmax(post1 / [0.75, 0.25] * post2 / [0.75, 0.25])],
+    )
+
+
+@pytest.mark.parametrize(
+    ("prior", "n_networks", "match"),
+    [
+        ([0.5, 0.0], 1, r"class_prior must be finite and > 0"),
+        ([[0.5, 0.5]], 1, r"class_prior must have shape \(n_classes,\) \(got shape \(1, 2\)\)"),
+        ([0.5, 0.5], 0, r"n_networks must be"),
+    ],
+    ids=["zero", "2d", "no-networks"],
+)
+def test_ensemble_prior_validates(prior, n_networks, match):
+    with pytest.raises(ValueError, match=match):
+        ensemble_prior(prior, n_networks)
 
 
 # ------------------------------------------------------------------ selection / relabel

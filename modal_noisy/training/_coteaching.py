@@ -23,7 +23,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
-from modal_noisy.metrics import label_prior, prior_corrected_predict
+from modal_noisy.metrics import ensemble_prior, label_prior, prior_corrected_predict
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
@@ -578,8 +578,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
                 "which fit sets: after load_params assign it (net.class_prior_ = counts / counts.sum()) "
                 "or pickle the whole net instead (got no class_prior_)"
             )
-        powered = np.asarray(prior, dtype=np.float64) ** getattr(self, "inference_networks_", 2)
-        return powered / powered.sum()
+        return ensemble_prior(prior, getattr(self, "inference_networks_", 2))
 
     def check_data(self, X: Any, y: Any) -> None:
         super().check_data(X, y)
