@@ -140,6 +140,8 @@ def recipe_name(recipe: dict[str, Any]) -> str:
     parts = [recipe["augment"]] if recipe.get("augment") else []
     if recipe.get("max_shift"):
         parts.append(f"shift{recipe['max_shift']}")
+    if recipe.get("local_contrast"):
+        parts.append(f"contrast{recipe['local_contrast']:g}")
     return "+".join(parts) or "plain"
 
 

@@ -24,6 +24,7 @@ and loads a state dict only from a local path the user gives.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from collections.abc import Iterator, Sequence
 from os import PathLike
@@ -60,17 +61,56 @@ def _seeded(random_state: int | None) -> Iterator[None]:
         yield
 
 
+def _check_local_contrast(value: object) -> float:
+    return check_fraction(value, "local_contrast", high=math.inf, high_inclusive=False)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian of standard deviation ``sigma`` pixels, radius ``ceil(3 sigma)``."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def _gaussian_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of each channel of an NCHW batch, borders reflected.
+
+    On images smaller than the kernel the kernel is cut to the widest reflection the image allows
+    (radius ``min(H, W) - 1``) and renormalised.
+    """
+    radius = (kernel.numel() - 1) // 2
+    fit = min(radius, x.shape[-2] - 1, x.shape[-1] - 1)
+    if fit < radius:
+        kernel = kernel[radius - fit : radius + fit + 1]
+        kernel = kernel / kernel.sum()
+    if fit == 0:  # a one-pixel side: nothing to blur with
+        return x
+    c = x.shape[1]
+    kernel = kernel.to(dtype=x.dtype)
+    x = nn.functional.pad(x, (fit, fit, fit, fit), mode="reflect")
+    x = nn.functional.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 class _InputStandardization(nn.Module):
-    """Mixin module: per-channel ``(x - mean) / std`` from buffers set by :meth:`set_input_stats`."""
+    """Mixin module: per-channel ``(x - mean) / std`` from buffers set by :meth:`set_input_stats`,
+    optionally followed by a local-contrast filter (``local_contrast``)."""
 
     input_mean: torch.Tensor
     input_std: torch.Tensor
     input_stats_fitted: torch.Tensor
+    contrast_kernel: torch.Tensor
 
-    def _init_input_stats(self, in_channels: int) -> None:
+    def _init_input_stats(self, in_channels: int, local_contrast: float = 0.0) -> None:
         self.register_buffer("input_mean", torch.zeros(in_channels))
         self.register_buffer("input_std", torch.ones(in_channels))
         self.register_buffer("input_stats_fitted", torch.tensor(False))
+        self.local_contrast = _check_local_contrast(local_contrast)
+        # derived from the constructor argument, so kept out of the state dict (older saved
+        # models stay loadable); a buffer so that it follows the module to its device
+        kernel = _gaussian_kernel(self.local_contrast) if self.local_contrast else torch.zeros(0)
+        self.register_buffer("contrast_kernel", kernel, persistent=False)
 
     @property
     def in_channels(self) -> int:
@@ -117,6 +157,19 @@ class _InputStandardization(nn.Module):
         x = x.to(self.input_mean.dtype) if not x.is_floating_point() else x
         return (x - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
 
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network's first layer sees: :meth:`standardize`, then the local-contrast filter.
+
+        With ``local_contrast = sigma > 0`` the standardised image minus its Gaussian blur of
+        standard deviation ``sigma`` pixels (borders reflected) is returned: each pixel relative to
+        its neighbourhood, the preprocessing of Graham (2015) for fundus photographs, which removes
+        the slow changes of illumination between images and keeps small structures.
+        """
+        x = self.standardize(x)
+        if self.local_contrast:
+            x = x - _gaussian_blur(x, self.contrast_kernel)
+        return x
+
 
 def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
@@ -144,6 +197,11 @@ class SmallCNN(_InputStandardization):
         Dropout probability before the head (in [0, 1)); > 0 enables MC-dropout BALD.
     width : int, default=32
         Channels of the first stage.
+    local_contrast : float, default=0.0
+        Standard deviation in pixels of the Gaussian blur subtracted from the standardised input
+        (:meth:`prepare_input`); 0 turns the filter off. For fundus photographs use about a
+        fourteenth of the side (2 at 28×28: RetinaMNIST's clean-label balanced accuracy rose
+        from 0.37 to 0.4x; see ``benchmarks/README.md``).
     random_state : int or None, default=None
         Seed for the parameter initialisation (global torch RNG forked, not reseeded).
 
@@ -165,6 +223,7 @@ class SmallCNN(_InputStandardization):
         dropout: float = 0.0,
         width: int = 32,
         *,
+        local_contrast: float = 0.0,
         random_state: int | None = None,
     ) -> None:
         super().__init__()
@@ -172,7 +231,7 @@ class SmallCNN(_InputStandardization):
         check_positive_int(n_classes, "n_classes")
         check_positive_int(width, "width")
         check_fraction(dropout, "dropout", high_inclusive=False)
-        self._init_input_stats(in_channels)
+        self._init_input_stats(in_channels, local_contrast)
         with _seeded(random_state):
             self.stages = nn.ModuleList(
                 [
@@ -190,7 +249,7 @@ class SmallCNN(_InputStandardization):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (input of ``dropout`` and ``head``), shape ``(N, 4·width)``."""
-        x = self.standardize(x)
+        x = self.prepare_input(x)
         for stage in self.stages:
             x = stage(x)
             if min(x.shape[-2:]) >= _MIN_POOL_SIZE:
@@ -209,16 +268,22 @@ class Backbone(_InputStandardization):
     """
 
     def __init__(
-        self, body: nn.Module, n_features: int, in_channels: int, n_classes: int, dropout: float
+        self,
+        body: nn.Module,
+        n_features: int,
+        in_channels: int,
+        n_classes: int,
+        dropout: float,
+        local_contrast: float = 0.0,
     ) -> None:
         super().__init__()
-        self._init_input_stats(in_channels)
+        self._init_input_stats(in_channels, local_contrast)
         self.body = body
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(n_features, n_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.standardize(x))
+        return self.body(self.prepare_input(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.forward_features(x)))
@@ -261,6 +326,7 @@ def make_backbone(
     n_classes: int,
     weights_path: str | PathLike[str] | None = None,
     dropout: float = 0.0,
+    local_contrast: float = 0.0,
     random_state: int | None = None,
 ) -> Backbone:
     """Build a torchvision ``resnet18`` or ``mobilenet_v2`` with a new head, without downloading.
@@ -281,6 +347,8 @@ def make_backbone(
         ``None`` keeps the random initialisation.
     dropout : float, default=0.0
         Dropout probability before the head.
+    local_contrast : float, default=0.0
+        The local-contrast filter of :class:`SmallCNN` (Gaussian sigma in pixels; 0: off).
     random_state : int or None, default=None
         Seed for the initialisation of every parameter that is not loaded.
 
@@ -303,6 +371,7 @@ def make_backbone(
     check_positive_int(in_channels, "in_channels")
     check_positive_int(n_classes, "n_classes")
     check_fraction(dropout, "dropout", high_inclusive=False)
+    local_contrast = _check_local_contrast(local_contrast)
     state = _load_state_dict(weights_path) if weights_path is not None else None
 
     with _seeded(random_state):
@@ -330,7 +399,7 @@ def make_backbone(
         else:
             n_features = body.classifier[-1].in_features
             body.classifier = nn.Identity()  # its Dropout is replaced by ours
-        net = Backbone(body, n_features, in_channels, n_classes, dropout)
+        net = Backbone(body, n_features, in_channels, n_classes, dropout, local_contrast)
 
     if state is not None:
         prefix = _head_prefix(name)

@@ -40,7 +40,8 @@ def test_digits_train_without_augmentation():
 
 def test_medical_sources_carry_the_medical_recipe(tiny_retina):
     exp = load_experiment("medmnist", path=tiny_retina, noise_rate=0.2, random_state=0)
-    assert exp.recipe == {"augment": "flips", "max_shift": 0}  # 12×12: too small to shift
+    # 12×12: too small to shift or to filter
+    assert exp.recipe == {"augment": "flips", "max_shift": 0, "local_contrast": 0.0}
     exp.recipe["max_shift"] = 1
     for build in (build_coteaching, build_cross_entropy):
         aug = _augmenter(build(exp, max_epochs=1))
@@ -49,8 +50,8 @@ def test_medical_sources_carry_the_medical_recipe(tiny_retina):
 
 
 @pytest.mark.parametrize(("side", "shift"), [(8, 0), (13, 0), (14, 1), (28, 2), (64, 4)])
-def test_medical_recipe_scales_shifts_with_the_image(side, shift):
-    assert medical_recipe(side) == {"augment": "flips", "max_shift": shift}
+def test_medical_recipe_scales_shifts_and_contrast_with_the_image(side, shift):
+    assert medical_recipe(side) == {"augment": "flips", "max_shift": shift, "local_contrast": float(shift)}
 
 
 def test_medical_recipe_trains_end_to_end(tiny_retina):
