@@ -60,6 +60,7 @@ BASE: dict = {
     "sigma": 0.0,
     "upsample": 1,
     "class_weight": False,
+    "local_contrast": 0.0,
 }
 
 
@@ -74,6 +75,10 @@ def variants() -> list[tuple[str, dict]]:
         ("graham2", {"prep": "graham", "sigma": 2.0}),
         ("graham4", {"prep": "graham", "sigma": 4.0}),
         ("graham2_cat", {"prep": "graham_cat", "sigma": 2.0}),
+        # the library's filter: SmallCNN(local_contrast=sigma), after the input standardisation
+        ("contrast2", {"local_contrast": 2.0}),
+        ("contrast1", {"local_contrast": 1.0}),
+        ("contrast4", {"local_contrast": 4.0}),
         ("instance", {"prep": "instance"}),
         ("ep80", {"epochs": 80}),
         ("smooth01", {"smoothing": 0.1}),
@@ -244,6 +249,8 @@ def grouped_small_cnn(nets: list):
     import torch
     from torch import nn
 
+    from modal_noisy.nets import _gaussian_blur as _gaussian_blur_net
+
     class _Grouped(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -251,6 +258,7 @@ def grouped_small_cnn(nets: list):
             self.g = g
             self.register_buffer("mean", torch.cat([n.input_mean for n in nets]).view(1, -1, 1, 1))
             self.register_buffer("std", torch.cat([n.input_std for n in nets]).view(1, -1, 1, 1))
+            self.register_buffer("contrast_kernel", nets[0].contrast_kernel.clone())
             blocks = []
             for si, stage in enumerate(nets[0].stages):
                 for bi, block in enumerate(stage):
@@ -274,6 +282,8 @@ def grouped_small_cnn(nets: list):
             g, n, c, h, w = x.shape
             x = x.transpose(0, 1).reshape(n, g * c, h, w)
             x = (x - self.mean) / self.std
+            if self.contrast_kernel.numel():
+                x = x - _gaussian_blur_net(x, self.contrast_kernel)
             for i, block in enumerate(self.blocks):
                 x = block(x)
                 # SmallCNN pools after each stage of two blocks while the map is >= 8 wide
@@ -311,6 +321,7 @@ def train_and_predict(
             n_classes=n_classes,
             dropout=cfg["dropout"],
             width=cfg["width"],
+            local_contrast=cfg["local_contrast"],
             random_state=seed,
         )
         net.set_input_stats(mean, std)

@@ -145,6 +145,91 @@ def test_stats_travel_with_state_dict_and_pickle():
     torch.testing.assert_close(copy(x), net(x))
 
 
+# --------------------------------------------------------------------------------------------------
+# local-contrast filter
+# --------------------------------------------------------------------------------------------------
+
+
+def _reference_high_pass(x, sigma):
+    """x minus its Gaussian blur, written out with a 2-D kernel and numpy's reflected padding."""
+    radius = int(np.ceil(3 * sigma))
+    t = np.arange(-radius, radius + 1)
+    g = np.exp(-(t**2) / (2 * sigma**2))
+    k2 = np.outer(g, g) / np.outer(g, g).sum()
+    arr = x.numpy().astype(np.float64)
+    padded = np.pad(arr, ((0, 0), (0, 0), (radius, radius), (radius, radius)), mode="reflect")
+    h, w = arr.shape[-2:]
+    blurred = np.zeros_like(arr)
+    for i in range(2 * radius + 1):
+        for j in range(2 * radius + 1):
+            blurred += k2[i, j] * padded[..., i : i + h, j : j + w]
+    return torch.from_numpy(arr - blurred).float()
+
+
+def test_local_contrast_is_the_standardised_image_minus_its_gaussian_blur():
+    x = torch.rand(3, 3, 20, 20)
+    plain = SmallCNN(in_channels=3, width=4)
+    assert plain.local_contrast == 0.0
+    torch.testing.assert_close(plain.prepare_input(x), plain.standardize(x))
+    net = SmallCNN(in_channels=3, width=4, local_contrast=1.5)
+    net.set_input_stats([0.1, 0.2, 0.3], [0.5, 2.0, 4.0])
+    expected = _reference_high_pass(net.standardize(x), 1.5)
+    torch.testing.assert_close(net.prepare_input(x), expected, atol=1e-5, rtol=1e-5)
+    # a uniform image carries no local contrast, whatever its brightness
+    flat = torch.full((1, 3, 20, 20), 0.7)
+    torch.testing.assert_close(net.prepare_input(flat), torch.zeros_like(flat), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_local_contrast_works_on_images_smaller_than_its_kernel(size):
+    net = SmallCNN(in_channels=1, n_classes=3, width=4, local_contrast=4.0).eval()  # radius 12
+    x = torch.rand(2, 1, size, size)
+    out = net.prepare_input(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    if size > 1:
+        assert not torch.allclose(out, net.standardize(x))
+    assert net(x).shape == (2, 3)
+
+
+def test_local_contrast_kernel_is_not_saved_and_the_setting_survives_pickle():
+    net = SmallCNN(in_channels=1, width=4, local_contrast=2.0, random_state=0).eval()
+    assert "contrast_kernel" not in net.state_dict()  # state dicts of older models still load
+    fresh = SmallCNN(in_channels=1, width=4, local_contrast=2.0)
+    fresh.load_state_dict(net.state_dict())
+    copy = pickle.loads(pickle.dumps(net))
+    x = torch.rand(2, 1, 12, 12)
+    torch.testing.assert_close(copy(x), net(x))
+    torch.testing.assert_close(fresh.eval()(x), net(x))
+
+
+def test_make_backbone_takes_local_contrast():
+    net = make_backbone("resnet18", in_channels=1, n_classes=2, local_contrast=1.0, random_state=0)
+    assert net.local_contrast == 1.0
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(net.prepare_input(x), _reference_high_pass(x, 1.0), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "2", True])
+def test_local_contrast_rejects_bad_values(value):
+    for build in (
+        lambda: SmallCNN(local_contrast=value),
+        lambda: make_backbone("resnet18", n_classes=2, local_contrast=value),
+        lambda: recommended_net_kwargs(local_contrast=value),
+    ):
+        with pytest.raises(ValueError, match=r"local_contrast must be .*\[0, inf\)"):
+            build()
+
+
+def test_recipe_passes_local_contrast_to_the_module(digits_lt):
+    assert "module__local_contrast" not in recommended_net_kwargs()
+    kwargs = recommended_net_kwargs(max_epochs=1, local_contrast=1.0, random_state=0)
+    assert kwargs["module__local_contrast"] == 1.0
+    net = NeuralNetClassifier(SmallCNN, module__n_classes=10, module__width=4, verbose=0, **kwargs)
+    net.fit(digits_lt.X_train, digits_lt.y_train)
+    assert net.module_.local_contrast == 1.0
+    assert clone(net).set_params(module__local_contrast=0.0).initialize().module_.local_contrast == 0.0
+
+
 def _tiny_data(n=60, channels=1, size=8, seed=0):
     rng = np.random.default_rng(seed)
     X = (rng.random((n, channels, size, size)) * 3 + 5).astype(np.float32)
