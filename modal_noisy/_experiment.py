@@ -22,7 +22,7 @@ def medical_recipe(image_side: int) -> dict[str, Any]:
     of the same width (Gaussian sigma ``image_side // 14`` pixels; 2 at 28×28, 4 at 64×64, none
     below 14). Measured with ``benchmarks/clean_upper_bound.py`` (clean labels, 3 seeds): on
     RetinaMNIST (28×28) flips + 2-pixel shifts lifted balanced accuracy from 0.31 to 0.37, the
-    filter to 0.4x (chosen by cross-validation on the training split,
+    filter to 0.41 (chosen by cross-validation on the training split,
     ``benchmarks/recipe_search.py``); on HAM10000 8×8 flips alone gave 0.35, while 2-pixel shifts
     (a quarter of the image) cut it to 0.27. Digits get no augmentation: their class depends on
     orientation.

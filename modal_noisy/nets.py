@@ -7,6 +7,8 @@ Every network here
   :meth:`set_input_stats` (the skorch callback :class:`modal_noisy.training.InputStandardizer` does it
   from the training data); the buffers travel with ``state_dict`` and pickling, so a saved model
   carries its preprocessing;
+* optionally filters the standardised input for local contrast (``local_contrast=sigma``: the image
+  minus its Gaussian blur, :meth:`~SmallCNN.prepare_input`), so prediction gets the same filter;
 * applies dropout (``dropout``, an :class:`torch.nn.Dropout`) right before its final layer, so MC-dropout
   (BALD) can switch it on at inference;
 * exposes its final layer as the attribute ``head`` (an :class:`torch.nn.Linear`); use
@@ -201,7 +203,7 @@ class SmallCNN(_InputStandardization):
         Standard deviation in pixels of the Gaussian blur subtracted from the standardised input
         (:meth:`prepare_input`); 0 turns the filter off. For fundus photographs use about a
         fourteenth of the side (2 at 28×28: RetinaMNIST's clean-label balanced accuracy rose
-        from 0.37 to 0.4x; see ``benchmarks/README.md``).
+        from 0.37 to 0.41; see ``benchmarks/README.md``).
     random_state : int or None, default=None
         Seed for the parameter initialisation (global torch RNG forked, not reseeded).
 
