@@ -125,7 +125,18 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "decision": args.decision,
         "device": args.device,
         "seed": args.seed,
+        "local_contrast_filter": True,
     }
+
+
+def _recipe(settings: dict[str, Any], experiment) -> dict[str, Any]:
+    """The experiment's training recipe, as it was when the run in ``settings`` started."""
+    recipe = dict(experiment.recipe)
+    # runs started before the local-contrast filter joined the medical recipe resume without it,
+    # so the network that answers the journal's later rounds is trained like the one that began it
+    if not settings.get("local_contrast_filter", False):
+        recipe.pop("local_contrast", None)
+    return recipe
 
 
 def _prepare(settings: dict[str, Any]):
@@ -147,6 +158,7 @@ def _prepare(settings: dict[str, Any]):
         decision=settings.get("decision", "argmax"),  # settings files from before it lack it
         device=settings["device"],
         random_state=settings["seed"],
+        recipe=_recipe(settings, experiment),
     )
     return experiment, estimator
 
@@ -187,6 +199,7 @@ def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
         max_epochs=settings["epochs"],
         device=settings["device"],
         random_state=settings["seed"],
+        recipe=_recipe(settings, experiment),
         verbose=0,
     ).fit(experiment.X_train, experiment.y_given)
     prior = None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modal_noisy import __version__
@@ -64,6 +65,26 @@ def test_settings_reach_the_estimator(decision):
     _, estimator = cli._prepare(settings)
     assert estimator.decision == (decision or "argmax") and estimator.class_aware is True
     assert estimator.max_epochs == 3
+
+
+@pytest.mark.parametrize("started_before_the_filter", [False, True], ids=["new-run", "old-settings"])
+def test_medmnist_runs_keep_the_recipe_they_started_with(tmp_path, started_before_the_filter):
+    from modal_noisy import cli
+
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, size in (("train", 30), ("val", 10), ("test", 10)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (size, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = np.arange(size).reshape(-1, 1) % 3
+    np.savez(tmp_path / "tiny28.npz", **arrays)
+    args = cli.build_parser().parse_args(["run", "--npz", str(tmp_path / "tiny28.npz"), *TINY])
+    settings = cli._settings_from_args(args)
+    if started_before_the_filter:
+        del settings["local_contrast_filter"]  # a settings.json written before the filter existed
+    _, estimator = cli._prepare(settings)
+    expected = 0.0 if started_before_the_filter else 2.0  # 28 // 14
+    assert estimator.get_params().get("module__local_contrast", 0.0) == expected
+    assert estimator.get_params()["iterator_train__collate_fn"].max_shift == 2  # shifts unchanged
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
