@@ -103,6 +103,8 @@ class _InputStandardization(nn.Module):
     input_std: torch.Tensor
     input_stats_fitted: torch.Tensor
     contrast_kernel: torch.Tensor
+    #: class default, so modules pickled before the filter existed load and predict as they trained
+    local_contrast: float = 0.0
 
     def _init_input_stats(self, in_channels: int, local_contrast: float = 0.0) -> None:
         self.register_buffer("input_mean", torch.zeros(in_channels))

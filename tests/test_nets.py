@@ -202,6 +202,18 @@ def test_local_contrast_kernel_is_not_saved_and_the_setting_survives_pickle():
     torch.testing.assert_close(fresh.eval()(x), net(x))
 
 
+def test_modules_pickled_before_the_filter_existed_still_predict():
+    net = SmallCNN(in_channels=1, width=4, random_state=0).eval()
+    x = torch.rand(2, 1, 12, 12)
+    expected = net(x)
+    state = net.__getstate__()
+    state = {**state, "_buffers": {k: v for k, v in state["_buffers"].items() if k != "contrast_kernel"}}
+    state.pop("local_contrast")  # what an older version pickled
+    old = SmallCNN.__new__(SmallCNN)
+    old.__setstate__(state)
+    torch.testing.assert_close(old(x), expected)
+
+
 def test_make_backbone_takes_local_contrast():
     net = make_backbone("resnet18", in_channels=1, n_classes=2, local_contrast=1.0, random_state=0)
     assert net.local_contrast == 1.0
