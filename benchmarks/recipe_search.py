@@ -1,4 +1,4 @@
-"""Recipe search for SmallCNN on RetinaMNIST, chosen by cross-validation on the training split.
+"""Recipe search for SmallCNN on RetinaMNIST (or HAM10000 8×8), by cross-validation on the training split.
 
 The clean-label ceiling of ``clean_upper_bound.py`` is a *test* figure, so tuning the recipe on it
 would fit the 400 test images. This script scores each recipe variant by stratified K-fold
@@ -22,6 +22,7 @@ probabilities over the 4 flips (``tta_``).
     .venv/bin/python benchmarks/recipe_search.py --data ../shared/data/retinamnist.npz --device cuda \
         --workers 12 --out results/recipe_search.jsonl
     .venv/bin/python benchmarks/recipe_search.py --quick     # smoke run on the CPU
+    .venv/bin/python benchmarks/recipe_search.py --data ../shared/data/hmnist_8_8_L.csv   # HAM10000 8×8
 """
 
 from __future__ import annotations
@@ -147,6 +148,29 @@ def variants() -> list[tuple[str, dict]]:
         ),
     ]
     return v
+
+
+def hmnist_variants() -> list[tuple[str, dict]]:
+    """Variants for HAM10000 8×8, whose recipe has flips only (shifts and the filter are off at 8×8)."""
+    plain = {"shift": 0}
+    changes = [
+        ("base", {}),
+        ("contrast1", {"local_contrast": 1.0}),
+        ("ep80", {"epochs": 80}),
+        ("w64", {"width": 64}),
+        ("w64_do03", {"width": 64, "dropout": 0.3}),
+        ("bs32", {"batch_size": 32}),
+        ("bs128", {"batch_size": 128}),
+        ("lr3e-3", {"lr": 3e-3}),
+        ("lr3e-4", {"lr": 3e-4}),
+        ("wd005", {"wd": 0.05}),
+        ("smooth01", {"smoothing": 0.1}),
+        ("mixup02", {"mixup": 0.2}),
+        ("bc20", {"bright": 0.2, "contrast": 0.2}),
+        ("noflips", {"flips": False}),
+        ("shift1", {"shift": 1}),
+    ]
+    return [(name, {**plain, **c}) for name, c in changes]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,18 +418,31 @@ def decision_scores(prob_pair, y: np.ndarray, prior: np.ndarray) -> dict[str, fl
 _DATA: dict = {}
 
 
+def _raw_splits(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train / val / test of a MedMNIST ``.npz`` (its own splits) or of the HAM10000 CSV (the
+    stratified 70/10/20 split of ``clean_upper_bound.py``, ``random_state=0``)."""
+    from modal_noisy.datasets import load_hmnist_csv, load_medmnist, stratified_split
+
+    if path.endswith(".csv"):
+        X, y = load_hmnist_csv(path)
+        sp = stratified_split(X, y, val_size=0.1, test_size=0.2, random_state=0)
+        return {
+            "train": (sp.X_train, sp.y_train),
+            "val": (sp.X_val, sp.y_val),
+            "test": (sp.X_test, sp.y_test),
+        }
+    return {split: load_medmnist(path, split=split) for split in ("train", "val", "test")}
+
+
 def _load(args_dict: dict, cfg: dict):
     """Per-worker cache of the preprocessed splits on the device."""
     import torch
-
-    from modal_noisy.datasets import load_medmnist
 
     key = (cfg["prep"], cfg["sigma"], cfg["upsample"])
     if key not in _DATA:
         dev = torch.device(args_dict["device"])
         splits = {}
-        for split in ("train", "val", "test"):
-            X, y = load_medmnist(args_dict["data"], split=split)
+        for split, (X, y) in _raw_splits(args_dict["data"]).items():
             if args_dict["subsample"]:
                 X, y = X[: args_dict["subsample"]], y[: args_dict["subsample"]]
             splits[split] = (preprocess(torch.from_numpy(X).to(dev), cfg), torch.from_numpy(y).to(dev))
@@ -524,7 +561,8 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.data).is_file():
         print(f"{args.data} not found: nothing to do")
         return
-    chosen = [(n, c) for n, c in variants() if not args.only or n in args.only]
+    listed = hmnist_variants() if args.data.endswith(".csv") else variants()
+    chosen = [(n, c) for n, c in listed if not args.only or n in args.only]
     args_dict = {k: getattr(args, k) for k in ("data", "device", "folds", "epochs", "subsample")}
     deadline = time.time() + args.deadline
     out = Path(args.out)
