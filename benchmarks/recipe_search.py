@@ -178,20 +178,11 @@ def hmnist_variants() -> list[tuple[str, dict]]:
 
 
 def _gaussian_blur(x, sigma: float):
-    import torch
-    import torch.nn.functional as F
+    """The library's blur (``modal_noisy.nets``), for the search's filter-before-standardising rows."""
+    from modal_noisy.nets import _gaussian_blur as blur
+    from modal_noisy.nets import _gaussian_kernel
 
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    pad = min(radius, x.shape[-1] - 1)
-    out = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    if pad < radius:  # kernel wider than the image: replicate the rest
-        out = F.pad(out, (radius - pad,) * 4, mode="replicate")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return blur(x, _gaussian_kernel(sigma).to(x.device))
 
 
 def preprocess(x, cfg: dict):
