@@ -57,3 +57,44 @@ def test_header_names_command_and_versions():
     assert info["command"].endswith("benchmarks/quality.py --quick")
     assert info["versions"]["cleanlab"] and info["versions"]["torch"]
     assert len(info["modal_noisy_code"]["sha256"]) == 16
+
+
+def test_recipe_search_trains_grouped_networks_exactly_like_separate_ones():
+    """recipe_search.py's claim: G SmallCNNs trained as one grouped network are G independent runs."""
+    import copy
+
+    import recipe_search
+    import torch
+    import torch.nn.functional as F
+
+    from modal_noisy.nets import SmallCNN
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # float64: equality up to rounding, not just closeness
+    try:
+        nets = [SmallCNN(3, 4, width=4, local_contrast=1.0, random_state=s) for s in (0, 1, 2)]
+        for net in nets:
+            net.set_input_stats([0.5, 0.4, 0.3], [0.2, 0.2, 0.1])
+        separate = [copy.deepcopy(net) for net in nets]
+        grouped = recipe_search.grouped_small_cnn(nets)
+        opt = torch.optim.AdamW(grouped.parameters(), lr=1e-3, weight_decay=1e-4)
+        opts = [torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4) for net in separate]
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            x = torch.rand(3, 8, 3, 16, 16, generator=gen)
+            y = torch.randint(0, 4, (3, 8), generator=gen)
+            out = grouped(x)
+            opt.zero_grad()
+            sum(F.cross_entropy(out[i], y[i]) for i in range(3)).backward()
+            opt.step()
+            for i, (net, o) in enumerate(zip(separate, opts, strict=True)):
+                o.zero_grad()
+                F.cross_entropy(net(x[i]), y[i]).backward()
+                o.step()
+        grouped.eval()
+        x = torch.rand(3, 5, 3, 16, 16, generator=gen)
+        out = grouped(x)
+        for i, net in enumerate(separate):
+            torch.testing.assert_close(out[i], net.eval()(x[i]), rtol=1e-10, atol=1e-10)
+    finally:
+        torch.set_default_dtype(previous)
