@@ -206,7 +206,11 @@ def preprocess(x, cfg: dict):
 
 
 def augment(x, cfg: dict, gen, raw_range: bool):
-    """Random flips, rotation / scale / shift, brightness / contrast of a training batch."""
+    """Random flips, rotation / scale / shift, brightness / contrast of a training batch.
+
+    Flips and integer shifts do what :class:`modal_noisy.training.RandomAugment` does, but draw on the
+    batch's device (``gen`` is a device generator), so a GPU search never waits for the host.
+    """
     import torch
     import torch.nn.functional as F
 

@@ -16,6 +16,7 @@ __all__ = [
     "check_finite_array",
     "check_fraction",
     "check_labels",
+    "check_nonnegative",
     "check_positive_int",
     "check_same_length",
 ]
@@ -46,6 +47,11 @@ def check_fraction(
     if np.isnan(number) or too_low or too_high:
         raise ValueError(f"{name} must be in {interval} (got {_short(value)})")
     return number
+
+
+def check_nonnegative(value: object, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number ``>= 0``."""
+    return check_fraction(value, name, high=np.inf, high_inclusive=False)
 
 
 def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:

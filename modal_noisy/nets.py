@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modal_noisy._validation import check_fraction, check_positive_int
+from modal_noisy._validation import check_fraction, check_nonnegative, check_positive_int
 
 __all__ = ["BACKBONES", "Backbone", "SmallCNN", "final_linear", "make_backbone"]
 
@@ -61,10 +61,6 @@ def _seeded(random_state: int | None) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(int(random_state))
         yield
-
-
-def _check_local_contrast(value: object) -> float:
-    return check_fraction(value, "local_contrast", high=math.inf, high_inclusive=False)
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -110,7 +106,7 @@ class _InputStandardization(nn.Module):
         self.register_buffer("input_mean", torch.zeros(in_channels))
         self.register_buffer("input_std", torch.ones(in_channels))
         self.register_buffer("input_stats_fitted", torch.tensor(False))
-        self.local_contrast = _check_local_contrast(local_contrast)
+        self.local_contrast = check_nonnegative(local_contrast, "local_contrast")
         # derived from the constructor argument, so kept out of the state dict (older saved
         # models stay loadable); a buffer so that it follows the module to its device
         kernel = _gaussian_kernel(self.local_contrast) if self.local_contrast else torch.zeros(0)
@@ -375,7 +371,7 @@ def make_backbone(
     check_positive_int(in_channels, "in_channels")
     check_positive_int(n_classes, "n_classes")
     check_fraction(dropout, "dropout", high_inclusive=False)
-    local_contrast = _check_local_contrast(local_contrast)
+    local_contrast = check_nonnegative(local_contrast, "local_contrast")
     state = _load_state_dict(weights_path) if weights_path is not None else None
 
     with _seeded(random_state):

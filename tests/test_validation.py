@@ -69,3 +69,12 @@ def test_check_same_length_and_finite():
     with pytest.raises(ValueError, match=r"X must not contain NaN .*1 non-finite"):
         check_finite_array(np.array([0.0, np.nan]))
     assert check_finite_array(np.ones((2, 2), dtype=np.float64)).dtype == np.float32
+
+
+def test_check_nonnegative():
+    from modal_noisy._validation import check_nonnegative
+
+    assert check_nonnegative(0, "sigma") == 0.0 and check_nonnegative(2, "sigma") == 2.0
+    for bad in (-0.5, float("inf"), float("nan"), True, "1"):
+        with pytest.raises(ValueError, match=r"sigma must be .*\[0, inf\)"):
+            check_nonnegative(bad, "sigma")

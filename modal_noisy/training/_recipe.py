@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from modal_noisy._validation import check_choice, check_fraction, check_positive_int
+from modal_noisy._validation import check_choice, check_nonnegative, check_positive_int
 from modal_noisy.training._augment import FLIP_MODES, RandomAugment
 from modal_noisy.training._schedule import CosineLR
 from modal_noisy.training._standardize import InputStandardizer
@@ -123,7 +122,7 @@ def recommended_net_kwargs(
     if augment is not None:
         augment = check_choice(augment, "augment", FLIP_MODES)
     max_shift = check_positive_int(max_shift, "max_shift", minimum=0)
-    local_contrast = check_fraction(local_contrast, "local_contrast", high=math.inf, high_inclusive=False)
+    local_contrast = check_nonnegative(local_contrast, "local_contrast")
     if local_contrast:
         kwargs["module__local_contrast"] = local_contrast
     if augment is not None or max_shift:
