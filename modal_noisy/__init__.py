@@ -29,10 +29,10 @@ _EXPORTS: dict[str, str] = {
     "make_long_tailed": "noise",
     "inject_label_noise": "noise",
     "NoisyLabels": "noise",
-    # audit.py
-    "draw_audit": "audit",
-    "audit_noise_rate": "audit",
-    "NoiseAudit": "audit",
+    # cleaning/audit.py
+    "draw_audit": "cleaning",
+    "audit_noise_rate": "cleaning",
+    "NoiseAudit": "cleaning",
     # datasets.py
     "load_digits_long_tailed": "datasets",
     "load_medmnist": "datasets",
@@ -64,13 +64,16 @@ _EXPORTS: dict[str, str] = {
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",
-    # cleaning.py, oracles.py, metrics.py
+    # cleaning/
     "ActiveLabelCleaner": "cleaning",
-    "SimulatedOracle": "oracles",
-    "NoisyOracle": "oracles",
-    "FileOracle": "oracles",
-    "AwaitingExpertAnswers": "oracles",
-    "CleaningReport": "metrics",
+    "SimulatedOracle": "cleaning",
+    "NoisyOracle": "cleaning",
+    "FileOracle": "cleaning",
+    "AwaitingExpertAnswers": "cleaning",
+    "CleaningReport": "cleaning",
+    # experiment.py
+    "Experiment": "experiment",
+    "RunConfig": "experiment",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

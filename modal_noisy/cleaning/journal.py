@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from modal_noisy import __version__
 from modal_noisy._validation import check_labels, check_positive_int
+from modal_noisy.jsonable import to_jsonable
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks there
+    fcntl = None
 
 __all__ = ["JOURNAL_FORMAT", "JournalState", "RelabelJournal", "dataset_fingerprint"]
 
@@ -77,32 +84,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _jsonable(obj: Any) -> Any:
-    """``json.dumps`` fallback for numpy values, paths and callables in settings and events."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    if callable(obj) and hasattr(obj, "__qualname__"):
-        # a function or class: its name is stable across runs, its repr (with an address) is not
-        return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
-    return repr(obj)
-
-
 def _dumps(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, default=_jsonable, allow_nan=False, separators=(",", ":"))
-
-
-def _normalise(value: Any) -> Any:
-    """The value as it reads back from the journal.
-
-    Tuples become lists, numpy scalars plain numbers, NaN and infinities ``None`` (strict JSON).
-    """
-    return _finite(json.loads(json.dumps(value, default=_jsonable)))
+    return json.dumps(to_jsonable(record), allow_nan=False, separators=(",", ":"))
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -214,9 +197,7 @@ class RelabelJournal:
         RuntimeError
             When another open lock holds the journal; the message names the holder's process id.
         """
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks here
+        if fcntl is None:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,13 +268,11 @@ class RelabelJournal:
         return self._create(fingerprint, settings)
 
     def _create(self, fingerprint: str, settings: Mapping[str, Any]) -> JournalState:
-        from modal_noisy import __version__
-
         header = {
             "type": "header",
             "format": JOURNAL_FORMAT,
             "fingerprint": fingerprint,
-            "settings": _normalise(dict(settings)),
+            "settings": to_jsonable(dict(settings)),
             "created": _now(),
             "modal_noisy_version": __version__,
         }
@@ -324,7 +303,7 @@ class RelabelJournal:
                 "use a new journal path"
             )
         stored = header.get("settings") or {}
-        now = _normalise({key: settings[key] for key in keys})
+        now = to_jsonable({key: settings[key] for key in keys})
         diffs = []
         for key in keys:
             if key not in stored:
@@ -536,7 +515,7 @@ class RelabelJournal:
             raise ValueError(f"type must be a name other than 'header' and 'relabel' (got {type!r})")
         if "type" in fields or "time" in fields:
             raise ValueError("fields must not contain 'type' or 'time'; they are set by the journal")
-        record = {"type": type, "time": _now(), **_normalise(fields)}
+        record = {"type": type, "time": _now(), **to_jsonable(fields)}
         self._append((_dumps(record) + "\n").encode())
 
     def _append(self, data: bytes) -> None:
@@ -559,13 +538,3 @@ class RelabelJournal:
             os.fsync(fh.fileno())
         self._valid_size = valid + len(data)
 
-
-def _finite(value: Any) -> Any:
-    """Replace NaN and infinities by None so that the journal stays strict JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
