@@ -99,16 +99,15 @@ class _InputStandardization(nn.Module):
     input_std: torch.Tensor
     input_stats_fitted: torch.Tensor
     contrast_kernel: torch.Tensor
-    #: class default, so modules pickled before the filter existed load and predict as they trained
-    local_contrast: float = 0.0
+    local_contrast: float
 
     def _init_input_stats(self, in_channels: int, local_contrast: float = 0.0) -> None:
         self.register_buffer("input_mean", torch.zeros(in_channels))
         self.register_buffer("input_std", torch.ones(in_channels))
         self.register_buffer("input_stats_fitted", torch.tensor(False))
         self.local_contrast = check_nonnegative(local_contrast, "local_contrast")
-        # derived from the constructor argument, so kept out of the state dict (older saved
-        # models stay loadable); a buffer so that it follows the module to its device
+        # derived from the constructor argument, so kept out of the state dict; a buffer so that
+        # it follows the module to its device
         kernel = _gaussian_kernel(self.local_contrast) if self.local_contrast else torch.zeros(0)
         self.register_buffer("contrast_kernel", kernel, persistent=False)
 

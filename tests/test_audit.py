@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modal_noisy.audit import audit_noise_rate, draw_audit
+from modal_noisy.cleaning.audit import audit_noise_rate, draw_audit
 from modal_noisy.noise import inject_label_noise
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,13 +17,12 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
+from sklearn.utils import estimator_checks
 
-from modal_noisy import _snapshot as snapshot_module
-from modal_noisy._experiment import build_coteaching, load_experiment
-from modal_noisy._journal import RelabelJournal
-from modal_noisy._snapshot import Phase1Snapshot, estimator_digest
-from modal_noisy.cleaning import ActiveLabelCleaner
-from modal_noisy.oracles import SimulatedOracle
+from modal_noisy.cleaning import ActiveLabelCleaner, RelabelJournal, SimulatedOracle
+from modal_noisy.cleaning import snapshot as snapshot_module
+from modal_noisy.cleaning.snapshot import Phase1Snapshot, estimator_digest
+from modal_noisy.experiment import build_coteaching, load_experiment
 from modal_noisy.training import CoTeachingClassifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +56,73 @@ class _NoTraining(CoTeachingClassifier):
         raise AssertionError("training started before the input was checked")
 
 
+# ------------------------------------------------------------------ a scikit-learn-style estimator
+def test_get_params_set_params_clone_and_repr(experiment):
+    estimator = _tiny_estimator(experiment)
+    cleaner = ActiveLabelCleaner(estimator, "entropy", budget_per_round=5, journal=Path("j.jsonl"))
+    params = cleaner.get_params(deep=False)
+    assert params["estimator"] is estimator and params["strategy"] == "entropy"
+    assert params["budget_per_round"] == 5 and params["journal"] == Path("j.jsonl")
+    assert "estimator__max_epochs" in cleaner.get_params(deep=True)  # nested parameters reach the net
+    assert cleaner.set_params(**params).get_params(deep=False) == params  # round trip
+    cleaner.set_params(rounds=2, estimator__max_epochs=1)
+    assert cleaner.rounds == 2 and estimator.max_epochs == 1
+    twin = clone(cleaner)
+    assert twin is not cleaner and twin.estimator is not estimator
+    assert twin.get_params(deep=False).keys() == params.keys() and twin.rounds == 2
+    assert twin.estimator.max_epochs == 1
+    text = repr(ActiveLabelCleaner(None, "entropy", rounds=2))
+    assert text == "ActiveLabelCleaner(rounds=2, strategy='entropy')"
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        estimator_checks.check_no_attributes_set_in_init,
+        estimator_checks.check_get_params_invariance,
+        estimator_checks.check_set_params,
+        estimator_checks.check_parameters_default_constructible,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_scikit_learn_estimator_checks(experiment, check):
+    check("ActiveLabelCleaner", ActiveLabelCleaner(_tiny_estimator(experiment), **TINY))
+
+
+def test_a_fitted_cleaner_pickles_and_clones_unfitted(experiment, reference_run):
+    cleaner, report, _, _ = reference_run
+    copy = pickle.loads(pickle.dumps(cleaner))
+    np.testing.assert_array_equal(copy.labels_, cleaner.labels_)
+    assert copy.report_.to_frame().equals(report.to_frame())
+    np.testing.assert_allclose(copy.estimator_.predict_proba(experiment.X_val),
+                               cleaner.estimator_.predict_proba(experiment.X_val))
+    assert not hasattr(clone(cleaner), "labels_")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"budget": 20}, r"unknown key\(s\) 'budget'"),
+        ({"audit_size": None}, r"missing key\(s\) 'audit_size'"),
+    ],
+    ids=["stale-key", "missing-key"],
+)
+def test_resume_refuses_a_journal_header_of_another_version(experiment, tmp_path, edit, message):
+    settings = ActiveLabelCleaner(_tiny_estimator(experiment), **TINY)._settings()
+    for key, value in edit.items():
+        if value is None:
+            del settings[key]
+        else:
+            settings[key] = value
+    journal = tmp_path / "journal.jsonl"
+    RelabelJournal(journal).start("0" * 64, settings)
+    with pytest.raises(ValueError, match=message + r".*another version of modal_noisy"):
+        ActiveLabelCleaner.resume(journal, _tiny_estimator(experiment, _NoTraining), experiment.X_train,
+                                  experiment.y_given, SimulatedOracle(experiment.y_true),
+                                  **_fit_kwargs(experiment))
+
+
+# ------------------------------------------------------------------ input checks
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -126,7 +193,7 @@ def reference_run(experiment, tmp_path_factory):
     cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, **TINY)
     started = time.perf_counter()
     report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
-                         **_fit_kwargs(experiment))
+                         **_fit_kwargs(experiment)).report_
     return cleaner, report, journal, time.perf_counter() - started
 
 
@@ -167,8 +234,7 @@ _CHILD = textwrap.dedent(
     torch.set_num_threads(1)
     sys.path.insert(0, {tests!r})
     import test_cleaning as t
-    from modal_noisy.cleaning import ActiveLabelCleaner
-    from modal_noisy.oracles import SimulatedOracle
+    from modal_noisy.cleaning import ActiveLabelCleaner, SimulatedOracle
     experiment = t.load_experiment("digits", noise_rate=0.4, random_state=0)
     cleaner = ActiveLabelCleaner(t._tiny_estimator(experiment), journal={journal!r}, **t.TINY)
     print("started", flush=True)
@@ -200,14 +266,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(experiment, reference_run
     before = RelabelJournal(journal).read().relabels if journal.exists() else {}
 
     if journal.exists():
-        cleaner, report = ActiveLabelCleaner.resume(
+        cleaner = ActiveLabelCleaner.resume(
             journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
             SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
         )
+        report = cleaner.report_
     else:  # killed before the journal header was written: a fresh start is the resume
         cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, **TINY)
         report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
-                             **_fit_kwargs(experiment))
+                             **_fit_kwargs(experiment)).report_
     after = RelabelJournal(journal).read().relabels
     for round_index, pairs in before.items():
         assert after[round_index] == pairs, f"journalled round {round_index} changed on resume"
@@ -221,10 +288,11 @@ def test_resume_of_finished_run_replays_without_oracle(experiment, reference_run
     def no_oracle(indices, **_):
         raise AssertionError("the oracle was asked again for journalled samples")
 
-    cleaner, report = ActiveLabelCleaner.resume(
+    cleaner = ActiveLabelCleaner.resume(
         journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given, no_oracle,
         y_true=experiment.y_true, **_fit_kwargs(experiment),
     )
+    report = cleaner.report_
     assert np.array_equal(cleaner.labels_, reference.labels_)
     assert _comparable(report) == _comparable(reference_report)
 
@@ -237,10 +305,11 @@ def test_resume_loads_phase1_from_the_snapshot(experiment, reference_run, monkey
         raise AssertionError("phase 1 retrained although its snapshot matches")
 
     monkeypatch.setattr(CoTeachingClassifier, "fit", no_training)
-    cleaner, report = ActiveLabelCleaner.resume(
+    cleaner = ActiveLabelCleaner.resume(
         journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
         SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
     )
+    report = cleaner.report_
     assert np.array_equal(cleaner.labels_, reference.labels_)
     assert _comparable(report) == _comparable(reference_report)
 
@@ -255,10 +324,10 @@ def test_resume_retrains_phase1_without_a_matching_snapshot(experiment, referenc
         snapshot.write_bytes(b"not a snapshot")
     elif damage == "other-estimator":
         Phase1Snapshot(copy, "another run").save(_tiny_estimator(experiment))
-    _, report = ActiveLabelCleaner.resume(
+    report = ActiveLabelCleaner.resume(
         copy, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
         SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
-    )
+    ).report_
     assert _comparable(report) == _comparable(reference_report)
     assert Phase1Snapshot(copy, "").path.is_file()  # rewritten by the retrained phase 1
 
@@ -277,7 +346,7 @@ def test_a_failed_snapshot_warns_and_the_run_goes_on(experiment, tmp_path, monke
     cleaner = ActiveLabelCleaner(estimator, journal=tmp_path / "journal.jsonl", **{**TINY, "rounds": 1})
     with pytest.warns(RuntimeWarning, match=r"phase 1 could not be saved .*No space left.*will retrain it"):
         report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
-                             **_fit_kwargs(experiment))
+                             **_fit_kwargs(experiment)).report_
     assert report.rounds[-1]["labels_spent"] == 20
     assert not list(tmp_path.glob("*.phase1.pt*"))  # no half-written snapshot left behind
 
@@ -294,7 +363,7 @@ def audited_run(experiment, tmp_path_factory):
     journal = tmp_path_factory.mktemp("audited") / "journal.jsonl"
     cleaner = ActiveLabelCleaner(_tiny_estimator(experiment), journal=journal, audit_size=60, **TINY)
     report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
-                         **_fit_kwargs(experiment))
+                         **_fit_kwargs(experiment)).report_
     return cleaner, report, journal
 
 
@@ -320,10 +389,11 @@ def test_audit_is_replayed_on_resume_without_the_oracle(experiment, audited_run)
     def no_oracle(indices, **_):
         raise AssertionError("the oracle was asked again for journalled samples")
 
-    cleaner, report = ActiveLabelCleaner.resume(
+    cleaner = ActiveLabelCleaner.resume(
         journal, _tiny_estimator(experiment), experiment.X_train, experiment.y_given, no_oracle,
         y_true=experiment.y_true, **_fit_kwargs(experiment),
     )
+    report = cleaner.report_
     assert cleaner.audit_size == 60
     assert np.array_equal(cleaner.labels_, reference.labels_)
     assert _comparable(report) == _comparable(reference_report)
@@ -332,8 +402,10 @@ def test_audit_is_replayed_on_resume_without_the_oracle(experiment, audited_run)
 def test_a_given_forget_rate_is_kept_with_an_audit(experiment):
     estimator = _tiny_estimator(experiment).set_params(forget_rate=0.3, max_epochs=3)
     cleaner = ActiveLabelCleaner(estimator, audit_size=40, **{**TINY, "rounds": 1})
-    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+    fitted = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
                          **_fit_kwargs(experiment))
+    assert fitted is cleaner  # scikit-learn's convention: fit returns the estimator
+    report = cleaner.report_
     assert cleaner.estimator_.noise_rate_ == 0.3 and report.phase1["audit"]["n_audited"] == 40
 
 
@@ -341,7 +413,7 @@ def test_report_scores_the_estimators_balanced_decisions(experiment):
     estimator = _tiny_estimator(experiment).set_params(max_epochs=3, decision="balanced")
     cleaner = ActiveLabelCleaner(estimator, **{**TINY, "rounds": 1})
     report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
-                         **_fit_kwargs(experiment))
+                         **_fit_kwargs(experiment)).report_
     fitted = cleaner.estimator_
     last = report.rounds[-1]
     assert last["balanced_accuracy"] == pytest.approx(

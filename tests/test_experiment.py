@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from modal_noisy._experiment import (
     build_coteaching,
     build_cross_entropy,
     load_experiment,
     medical_recipe,
 )
+
 from modal_noisy.training import RandomAugment
 
 

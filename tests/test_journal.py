@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from modal_noisy._journal import JournalState, RelabelJournal, dataset_fingerprint
+from modal_noisy.cleaning.journal import JournalState, RelabelJournal, dataset_fingerprint
 
 SETTINGS = {"budget_per_round": 70, "strategy": "entropy", "random_state": 0, "device": "cpu"}
 
@@ -108,7 +108,12 @@ def test_start_normalises_numpy_and_tuples(tmp_path):
     j = RelabelJournal(tmp_path / "j.jsonl")
     settings = {"lr": np.float64(0.01), "sizes": (1, 2), "n": np.int64(3), "bad": float("nan")}
     j.start("f" * 64, settings)
-    RelabelJournal(j.path).start("f" * 64, settings)  # same settings after a JSON round trip
+    stored = json.loads(j.path.read_text().splitlines()[0])["settings"]
+    assert stored == {"lr": 0.01, "sizes": [1, 2], "n": 3, "bad": None}  # strict JSON, plain numbers
+    # the same settings compare equal after the round trip: no spurious "different settings" error
+    assert RelabelJournal(j.path).start("f" * 64, settings).header["settings"] == stored
+    with pytest.raises(ValueError, match=r"different settings \(n: 3 in the journal, 4 now\)"):
+        RelabelJournal(j.path).start("f" * 64, {**settings, "n": np.int64(4)})
 
 
 def test_not_a_journal(tmp_path):
@@ -240,7 +245,7 @@ def test_bad_relabel_field_names_the_line(journal):
 _CHILD = textwrap.dedent(
     """
     import sys
-    from modal_noisy._journal import RelabelJournal
+    from modal_noisy.cleaning.journal import RelabelJournal
 
     journal = RelabelJournal(sys.argv[1])
     journal.start("f" * 64, {"seed": 0})

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from modal_noisy.oracles import (
+from modal_noisy.cleaning import (
     AwaitingExpertAnswers,
     FileOracle,
     NoisyOracle,
