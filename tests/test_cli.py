@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -16,7 +17,7 @@ from modal_noisy import __version__
 from modal_noisy.datasets import load_digits_long_tailed
 
 SCRIPT = str(Path(sys.executable).with_name("modal-noisy"))
-TINY = ["--epochs", "3", "--budget", "10", "--rounds", "2", "--recalibration-epochs", "2"]
+TINY = ["--max-epochs", "3", "--budget-per-round", "10", "--rounds", "2", "--recalibration-epochs", "2"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -41,34 +42,43 @@ def test_run_requires_a_data_source(tmp_path):
 def test_run_on_digits_writes_the_report(tmp_path):
     out = tmp_path / "out"
     result = _cli(
-        "run", "--digits", *TINY, "--audit", "15", "--decision", "balanced", "--out", str(out), cwd=tmp_path
+        "run", "--digits", *TINY, "--audit-size", "15", "--decision", "balanced", "--out", str(out),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| round |" in result.stdout and str(out.resolve()) in result.stdout
-    assert json.loads((out / "settings.json").read_text())["decision"] == "balanced"
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["decision"] == "balanced" and settings["audit_size"] == 15
+    assert settings["budget_per_round"] == 10 and settings["max_epochs"] == 3
     report = json.loads((out / "report.json").read_text())
     assert report["phase1"]["audit"]["n_audited"] == 15
     assert [r["labels_spent"] for r in report["rounds"]] == [15, 25, 35]
     assert (out / "journal.jsonl").stat().st_size > 0
 
 
-@pytest.mark.parametrize("decision", ["argmax", "balanced", None], ids=["argmax", "balanced", "old-settings"])
+@pytest.mark.parametrize("decision", ["argmax", "balanced"])
 def test_settings_reach_the_estimator(decision):
     from modal_noisy import cli
 
-    args = cli.build_parser().parse_args(["run", "--digits", *TINY, "--class-aware"])
-    settings = cli._settings_from_args(args)
-    if decision is None:
-        del settings["decision"]  # a settings.json written before --decision existed
-    else:
-        settings["decision"] = decision
-    _, estimator = cli._prepare(settings)
-    assert estimator.decision == (decision or "argmax") and estimator.class_aware is True
+    args = cli.build_parser().parse_args(["run", "--digits", *TINY, "--class-aware", "--decision", decision])
+    config = cli.config_from_args(args)
+    assert (config.decision, config.class_aware, config.max_epochs) == (decision, True, 3)
+    _, estimator = cli._prepare(config)
+    assert estimator.decision == decision and estimator.class_aware is True
     assert estimator.max_epochs == 3
 
 
-@pytest.mark.parametrize("started_before_the_filter", [False, True], ids=["new-run", "old-settings"])
-def test_medmnist_runs_keep_the_recipe_they_started_with(tmp_path, started_before_the_filter):
+def test_every_option_is_a_run_config_field():
+    from modal_noisy import cli
+    from modal_noisy.experiment import RunConfig
+
+    args = vars(cli.build_parser().parse_args(["run", "--digits"]))
+    options = set(args) - {"command", "digits", "npz", "hmnist_csv", "out"}
+    assert options <= set(RunConfig().to_dict())
+    assert cli.config_from_args(argparse.Namespace(**args)) == RunConfig()  # the same defaults
+
+
+def test_medmnist_runs_train_with_the_medical_recipe(tmp_path):
     from modal_noisy import cli
 
     rng = np.random.default_rng(0)
@@ -78,13 +88,19 @@ def test_medmnist_runs_keep_the_recipe_they_started_with(tmp_path, started_befor
         arrays[f"{split}_labels"] = np.arange(size).reshape(-1, 1) % 3
     np.savez(tmp_path / "tiny28.npz", **arrays)
     args = cli.build_parser().parse_args(["run", "--npz", str(tmp_path / "tiny28.npz"), *TINY])
-    settings = cli._settings_from_args(args)
-    if started_before_the_filter:
-        del settings["local_contrast_filter"]  # a settings.json written before the filter existed
-    _, estimator = cli._prepare(settings)
-    expected = 0.0 if started_before_the_filter else 2.0  # 28 // 14
-    assert estimator.get_params().get("module__local_contrast", 0.0) == expected
-    assert estimator.get_params()["iterator_train__collate_fn"].max_shift == 2  # shifts unchanged
+    _, estimator = cli._prepare(cli.config_from_args(args))
+    assert estimator.get_params()["module__local_contrast"] == 2.0  # 28 // 14
+    assert estimator.get_params()["iterator_train__collate_fn"].max_shift == 2
+
+
+def test_a_settings_file_with_stale_keys_is_refused(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "settings.json").write_text(json.dumps({"source": "digits", "budget": 10, "seed": 0}))
+    result = _cli("relabel", str(work), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown key(s) 'budget' (now 'budget_per_round'), 'seed' (now 'random_state')" in result.stderr
+    assert not (work / "journal.jsonl").exists()
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path):
@@ -120,3 +136,9 @@ def test_relabel_exports_imports_and_continues(tmp_path):
     journal = [json.loads(line) for line in (work / "journal.jsonl").read_text().splitlines()]
     relabels = [r for r in journal if r.get("type") == "relabel"]
     assert len(relabels) == 10 and {r["round"] for r in relabels} == {1}
+    # one set of names: the journal header records the cleaner's settings under settings.json's keys
+    settings = json.loads((work / "settings.json").read_text())
+    header = journal[0]["settings"]
+    shared = set(header) & set(settings)
+    assert {"strategy", "budget_per_round", "rounds", "audit_size", "random_state"} <= shared
+    assert all(header[key] == settings[key] for key in shared)

@@ -1,4 +1,4 @@
-"""The shared experiment set-up: the medical sources train with the medical augmentation recipe."""
+"""A run's configuration and set-up: RunConfig's one schema, the medical augmentation recipe."""
 
 from __future__ import annotations
 
