@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from modal_noisy import ActiveLabelCleaner, AwaitingExpertAnswers, FileOracle
-from modal_noisy._experiment import build_coteaching, load_experiment
+from modal_noisy.experiment import build_coteaching, load_experiment
 
 
 def answer_queue(queue_csv: Path, answers_csv: Path, y_true: np.ndarray) -> int:
@@ -38,7 +38,8 @@ def answer_queue(queue_csv: Path, answers_csv: Path, y_true: np.ndarray) -> int:
     return len(rows)
 
 
-def main(workdir: str, fast: bool = False) -> int:
+def main(workdir: str, fast: bool = False) -> tuple[ActiveLabelCleaner, int]:
+    """Run the workflow to the end; return the fitted cleaner and the number of sessions it took."""
     experiment = load_experiment("digits", noise_rate=0.4, random_state=0)
     work = Path(workdir)
     journal = work / "journal.jsonl"
@@ -60,20 +61,20 @@ def main(workdir: str, fast: bool = False) -> int:
         estimator = build_coteaching(experiment, max_epochs=3 if fast else 30, random_state=0, verbose=0)
         try:
             if journal.exists():
-                _, report = ActiveLabelCleaner.resume(
+                cleaner = ActiveLabelCleaner.resume(
                     journal, estimator, experiment.X_train, experiment.y_given, oracle, **fit_kwargs
                 )
             else:
                 work.mkdir(parents=True, exist_ok=True)
-                report = ActiveLabelCleaner(estimator, "vog", **settings).fit(
+                cleaner = ActiveLabelCleaner(estimator, "vog", **settings).fit(
                     experiment.X_train, experiment.y_given, oracle, **fit_kwargs
                 )
             break
         except AwaitingExpertAnswers as waiting:
             n = answer_queue(waiting.queue_csv, waiting.answers_path, experiment.y_true)
             print(f"session {sessions}: the expert answered {n} queued labels in {waiting.answers_path.name}")
-    print(report.to_markdown())
-    return sessions
+    print(cleaner.report_.to_markdown())
+    return cleaner, sessions
 
 
 if __name__ == "__main__":

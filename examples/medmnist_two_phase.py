@@ -18,50 +18,44 @@ import argparse
 from pathlib import Path
 
 from modal_noisy import ActiveLabelCleaner, SimulatedOracle
-from modal_noisy._experiment import build_coteaching, load_experiment
+from modal_noisy.experiment import Experiment, RunConfig
 
 
-def main(npz: str, out: str, fast: bool = False) -> dict[str, float]:
-    experiment = load_experiment("medmnist", path=npz, noise_rate=0.4, random_state=0)
-    print(f"{experiment.name}: {len(experiment.y_given)} training images, {experiment.n_classes} classes")
-
-    estimator = build_coteaching(
-        experiment,
+def main(npz: str, out: str, fast: bool = False) -> ActiveLabelCleaner:
+    config = RunConfig(
+        source="medmnist",
+        path=npz,
+        noise_rate=0.4,
         max_epochs=3 if fast else 40,
         selection="loss+vog",
         class_aware=True,  # per-class keep quotas: rare grades are not emptied
-        random_state=0,
-        verbose=0,
-    )
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cleaner = ActiveLabelCleaner(
-        estimator,
-        "vog",
+        strategy="vog",
         budget_per_round=10 if fast else 54,  # 5% of RetinaMNIST's training set per round
         rounds=2 if fast else 4,
         audit_size=10 if fast else 54,  # random labels checked first; their error rate is phase 1's τ
         recalibration_epochs=2 if fast else 15,
-        journal=out_dir / "journal.jsonl",
         random_state=0,
     )
-    report = cleaner.fit(
+    experiment = Experiment.from_config(config)
+    print(f"{experiment.name}: {len(experiment.y_given)} training images, {experiment.n_classes} classes")
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cleaner = experiment.build_cleaner(
+        config, experiment.build_estimator(config, verbose=0), journal=out_dir / "journal.jsonl"
+    )
+    cleaner.fit(
         experiment.X_train,
         experiment.y_given,
         SimulatedOracle(experiment.y_true),
-        X_val=experiment.X_val,
-        y_val=experiment.y_val,
-        X_test=experiment.X_test,
-        y_test=experiment.y_test,
+        **experiment.evaluation_splits,
     )
+    report = cleaner.report_
     print(report.to_markdown())
     written = report.plot(out_dir)
     report.to_json(out_dir / "report.json")
     print("wrote", ", ".join(str(path) for path in [*written, out_dir / "report.json"]))
-    return {
-        "phase1": report.rounds[0]["test_balanced_accuracy"],
-        "final": report.rounds[-1]["test_balanced_accuracy"],
-    }
+    return cleaner
 
 
 if __name__ == "__main__":

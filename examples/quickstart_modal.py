@@ -19,7 +19,7 @@ from modal_noisy.strategies import vog_noisy_query
 from modal_noisy.training import recommended_net_kwargs
 
 
-def main(fast: bool = False) -> dict[str, float]:
+def main(fast: bool = False) -> dict[str, object]:
     data = load_digits_long_tailed(imbalance_ratio=10, random_state=0)
     noise = inject_label_noise(data.y_train, 0.4, random_state=0)
     print(f"{len(noise.labels)} training images, {noise.is_noisy.mean():.0%} of the labels are wrong")
@@ -49,7 +49,12 @@ def main(fast: bool = False) -> dict[str, float]:
 
     # Next: hand these positions to an expert. ActiveLabelCleaner runs that loop round by round,
     # replacing the labels in place and recalibrating (see examples/medmnist_two_phase.py).
-    return {"hit_rate": hit_rate, "base_rate": float(noise.is_noisy.mean()), "accuracy": accuracy}
+    return {
+        "query_idx": query_idx,
+        "hit_rate": hit_rate,
+        "base_rate": float(noise.is_noisy.mean()),
+        "accuracy": accuracy,
+    }
 
 
 if __name__ == "__main__":
