@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from modal_noisy.jsonable import to_jsonable
+
 __all__ = [
     "BENCH_DIR",
     "REPO_ROOT",
@@ -31,7 +33,6 @@ __all__ = [
     "Stopwatch",
     "dataset_specs",
     "default_data_dir",
-    "ensure_training_exports",
     "header",
     "load_json",
     "mean_std",
@@ -118,24 +119,6 @@ def header(argv: list[str] | None = None, *, device: str = "cpu") -> dict[str, A
     if device.startswith("cuda") and torch.cuda.is_available():
         info["machine"]["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
-
-
-def to_jsonable(value: Any) -> Any:
-    """numpy scalars/arrays -> plain Python; NaN and infinity -> None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
@@ -250,16 +233,6 @@ def dataset_specs(names: list[str], data_dir: Path, extra_npz: list[str] = ()) -
         else:
             print(f"[skip] {npz}: not found", flush=True)
     return specs
-
-
-def ensure_training_exports() -> None:
-    """Make ``modal_noisy.training.CoTeachingClassifier`` importable while the package is in flux."""
-    import modal_noisy.training as training
-
-    if not hasattr(training, "CoTeachingClassifier"):
-        from modal_noisy.training._coteaching import CoTeachingClassifier
-
-        training.CoTeachingClassifier = CoTeachingClassifier
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 What any noisy-label method can at best reach with this network and recipe. For each data set it
 prints the clean-label test balanced accuracy (mean ± sample std over seeds) of
 ``SmallCNN`` + :func:`modal_noisy.training.recommended_net_kwargs` with the plain recipe (no
-augmentation); for the medical sets also with their recipe (``modal_noisy._experiment.medical_recipe``:
+augmentation); for the medical sets also with their recipe (``modal_noisy.experiment.medical_recipe``:
 random flips and shifts of up to side // 14 pixels of the training batches, and the network's
 local-contrast filter of Gaussian sigma side // 14 pixels, none on 8×8; digits train plain, their
 class depends on orientation); the pair of SmallCNNs that ``CoTeachingClassifier`` predicts with
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean ± sample std (per seed)\n"
     )
 
-    from modal_noisy._experiment import medical_recipe
+    from modal_noisy.experiment import medical_recipe
 
     # (label, recipe on the medical sets, pair); digits always train plain
     variants: list[tuple[str, str | None, bool]] = [("SmallCNN, plain recipe", None, False)]

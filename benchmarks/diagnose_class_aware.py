@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import dataset_specs, default_data_dir, ensure_training_exports, header
+from _common import dataset_specs, default_data_dir, header
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-gradual", type=int, default=10)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    ensure_training_exports()
-    from modal_noisy._experiment import build_coteaching, load_experiment
+    from modal_noisy.experiment import build_coteaching, load_experiment
 
     info = header()
     print("command:", info["command"])

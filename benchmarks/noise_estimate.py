@@ -3,7 +3,7 @@
 For each data set, noise setting and seed: ``CoTeachingClassifier(forget_rate="auto")`` (ours:
 class-aware, VoG mix 0.2, the data set's recipe) trains until its estimate is frozen (at the latest
 after epoch ``max(min(num_gradual, 6), 3) - 1``), and a seeded random audit of ``--audit-share`` of
-the training labels (the true labels play the expert, ``modal_noisy.audit``) gives the other
+the training labels (the true labels play the expert, ``modal_noisy.cleaning.audit``) gives the other
 estimate. Prints the realised noise rate, both estimates and the audit's 95% Wilson interval, and
 writes ``results/noise_estimate.json``. It shows where the loss-based estimate can be trusted
 (long-tailed digits) and where it cannot (the medical sets, where it hardly moves with the noise).
@@ -29,8 +29,8 @@ from _common import RESULTS_DIR, audit_seed, dataset_specs, default_data_dir, he
 
 def measure(spec, kind: str, rate: float, seed: int, args: argparse.Namespace) -> dict:
     """One run: the true rate, the loss-based estimate and the audit's estimate with its interval."""
-    from modal_noisy._experiment import build_coteaching, load_experiment
-    from modal_noisy.audit import audit_noise_rate, draw_audit
+    from modal_noisy.cleaning.audit import audit_noise_rate, draw_audit
+    from modal_noisy.experiment import build_coteaching, load_experiment
 
     exp = load_experiment(spec.source, path=spec.path, noise_rate=rate, noise_kind=kind, random_state=seed)
     net = build_coteaching(

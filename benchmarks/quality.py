@@ -4,10 +4,11 @@ Every table starts from the clean-label ceiling (the same network trained on the
 compares, on the same split, noise and seed: cross-entropy; co-teaching (loss); co-teaching + VoG (the
 paper, λ = 0.2 and 0.5); co-teaching + random fill (control); ours (co-teaching + VoG, class-aware,
 estimated forget rate), and ours with the forget rate from a random audit of ``--audit-share`` of the
-labels (``modal_noisy.audit``; the labels themselves stay as given); cleanlab ``find_label_issues`` on
-5-fold out-of-sample probabilities of the same network and epochs; cleanlab ``CleanLearning`` wrapping the
-same network. Phase 2 runs the ``ActiveLabelCleaner`` loop from our phase-1 model with several query
-strategies under the same budget schedule (a share of the training set, spread over ``--rounds`` rounds).
+labels (``modal_noisy.cleaning.audit``; the labels themselves stay as given); cleanlab
+``find_label_issues`` on 5-fold out-of-sample probabilities of the same network and epochs; cleanlab
+``CleanLearning`` wrapping the same network. Phase 2 runs the ``ActiveLabelCleaner`` loop from our
+phase-1 model with several query strategies under the same budget schedule (a share of the training set,
+spread over ``--rounds`` rounds).
 
 Results are appended record by record to ``benchmarks/results/quality_<tag>.json`` (a killed run keeps
 what finished; a rerun with the same tag skips what is already there). ``make_results.py`` turns all
@@ -43,7 +44,6 @@ from _common import (
     audit_seed,
     dataset_specs,
     default_data_dir,
-    ensure_training_exports,
     header,
     load_json,
     noise_is_meaningful,
@@ -54,7 +54,7 @@ from _common import (
 
 # name -> (selection, mix_ratio, class_aware, forget rate: "true" (the paper's oracle setting), "auto"
 # (estimated from the losses) or "audit" (the share of wrong labels in a seeded random audit, see
-# modal_noisy.audit))
+# modal_noisy.cleaning.audit))
 COTEACHING_METHODS: dict[str, tuple[str, float, bool, str]] = {
     "coteaching": ("loss", 0.0, False, "true"),
     "coteaching_vog_0.2": ("loss+vog", 0.2, False, "true"),
@@ -153,7 +153,7 @@ def _effective_recipe(exp: Any, args: argparse.Namespace) -> str:
 
 
 def _fit_cross_entropy(exp, y, args, seed):
-    from modal_noisy._experiment import build_cross_entropy
+    from modal_noisy.experiment import build_cross_entropy
 
     model = build_cross_entropy(
         exp, max_epochs=args.epochs, device=args.device, random_state=seed, verbose=0,
@@ -170,7 +170,7 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import StratifiedKFold
 
-    from modal_noisy._experiment import build_cross_entropy
+    from modal_noisy.experiment import build_cross_entropy
 
     X, y = exp.X_train, exp.y_given
     probs = np.zeros((len(y), exp.n_classes), dtype=np.float64)
@@ -220,7 +220,7 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
 
 
 def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
-    from modal_noisy._experiment import build_coteaching
+    from modal_noisy.experiment import build_coteaching
 
     selection, mix, class_aware, rate = COTEACHING_METHODS[method]
     forget_rate, estimate = "auto", None
@@ -262,7 +262,7 @@ def _audited_rate(exp, args, seed: int) -> float:
     The expert is simulated by the true labels; the labels stay as given, so every method trains on the
     same labels and the audit's cost is outside the phase-2 budget.
     """
-    from modal_noisy.audit import audit_noise_rate, draw_audit
+    from modal_noisy.cleaning.audit import audit_noise_rate, draw_audit
 
     n = len(exp.y_given)
     audited = draw_audit(n, max(1, round(args.audit_share * n)), random_state=audit_seed(seed))
@@ -271,7 +271,7 @@ def _audited_rate(exp, args, seed: int) -> float:
 
 def _ceiling_pair_run(exp, args, seed) -> dict[str, Any]:
     """The co-teaching pair (the two networks whose summed logits it predicts with) on true labels."""
-    from modal_noisy._experiment import build_coteaching
+    from modal_noisy.experiment import build_coteaching
 
     net = build_coteaching(
         exp, max_epochs=args.epochs, selection="loss", forget_rate=0.0, device=args.device,
@@ -372,9 +372,8 @@ def _strategy(name: str):
 
 
 def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
-    from modal_noisy._experiment import build_coteaching
-    from modal_noisy.cleaning import ActiveLabelCleaner
-    from modal_noisy.oracles import SimulatedOracle
+    from modal_noisy.cleaning import ActiveLabelCleaner, SimulatedOracle
+    from modal_noisy.experiment import build_coteaching
 
     n = len(exp.y_given)
     base = {
@@ -415,7 +414,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             report = cleaner.fit(
                 exp.X_train, exp.y_given, SimulatedOracle(exp.y_true), X_val=exp.X_val,
                 y_val=exp.y_val, X_test=exp.X_test, y_test=exp.y_test, y_true=exp.y_true,
-            )
+            ).report_
         rounds = report.rounds
         queried = sum(r["n_queried"] for r in rounds[1:])
         wrong = sum((r["relabel_precision"] or 0.0) * r["n_queried"] for r in rounds[1:])
@@ -485,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-phase1", action="store_true")
     p.add_argument("--recipe", choices=["auto", "plain"], default="auto",
                    help="auto: flips and small shifts for the medical sets, none for digits "
-                        "(modal_noisy._experiment.medical_recipe); plain: no augmentation anywhere")
+                        "(modal_noisy.experiment.medical_recipe); plain: no augmentation anywhere")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--tag", default=None, help="results file: results/quality_<tag>.json")
@@ -506,8 +505,7 @@ def main(argv: list[str] | None = None) -> Path:
     args.net_recipe = None if args.recipe == "auto" else {}
     tag = args.tag or ("quick" if args.quick else "main")
     torch.set_num_threads(args.threads)
-    ensure_training_exports()
-    from modal_noisy._experiment import load_experiment
+    from modal_noisy.experiment import load_experiment
 
     path = RESULTS_DIR / f"quality_{tag}.json"
     out: dict[str, Any] = {"header": None, "config": None, "phase1": [], "phase2": []}

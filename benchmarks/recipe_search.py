@@ -179,10 +179,9 @@ def hmnist_variants() -> list[tuple[str, dict]]:
 
 def _gaussian_blur(x, sigma: float):
     """The library's blur (``modal_noisy.nets``), for the search's filter-before-standardising rows."""
-    from modal_noisy.nets import _gaussian_blur as blur
-    from modal_noisy.nets import _gaussian_kernel
+    from modal_noisy.nets import gaussian_blur, gaussian_kernel
 
-    return blur(x, _gaussian_kernel(sigma).to(x.device))
+    return gaussian_blur(x, gaussian_kernel(sigma).to(x.device))
 
 
 def preprocess(x, cfg: dict):
@@ -268,7 +267,7 @@ def grouped_small_cnn(nets: list):
     import torch
     from torch import nn
 
-    from modal_noisy.nets import _gaussian_blur as _gaussian_blur_net
+    from modal_noisy.nets import gaussian_blur as _gaussian_blur_net
 
     class _Grouped(nn.Module):
         def __init__(self) -> None:

@@ -37,7 +37,6 @@ from _common import (
     Stopwatch,
     dataset_specs,
     default_data_dir,
-    ensure_training_exports,
     header,
     quiet_warnings,
     write_json,
@@ -117,7 +116,7 @@ def epoch_time_ratios_by_fit(
     exp: Any, *, epochs: int, device: str, seed: int, repeats: int
 ) -> dict[str, Any]:
     """(a): median epoch time of each variant and its ratio to loss-only; variants interleaved."""
-    from modal_noisy._experiment import build_coteaching
+    from modal_noisy.experiment import build_coteaching
 
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
@@ -160,7 +159,7 @@ def ranked_list_times(exp: Any, *, epochs: int, device: str, seed: int, folds: i
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import StratifiedKFold
 
-    from modal_noisy._experiment import build_coteaching, build_cross_entropy
+    from modal_noisy.experiment import build_coteaching, build_cross_entropy
     from modal_noisy.strategies import vog_noisy_query
 
     X, y, n = exp.X_train, exp.y_given, len(exp.y_given)
@@ -203,7 +202,7 @@ def vog_memory(exp: Any, *, device: str, seed: int) -> dict[str, Any]:
     """(d): bytes of VoG state per training sample, read from a fitted model's buffers."""
     import torch
 
-    from modal_noisy._experiment import build_coteaching
+    from modal_noisy.experiment import build_coteaching
 
     out: dict[str, Any] = {}
     for dtype in ("float32", "float16"):
@@ -280,8 +279,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.device != "cpu":
         tag += "_" + args.device.replace(":", "")
     torch.set_num_threads(args.threads)
-    ensure_training_exports()
-    from modal_noisy._experiment import load_experiment
+    from modal_noisy.experiment import load_experiment
 
     path = RESULTS_DIR / f"speed_{tag}.json"
     out: dict[str, Any] = {"header": header(device=args.device), "config": {

@@ -37,7 +37,15 @@ from torch import nn
 
 from modal_noisy._validation import check_fraction, check_nonnegative, check_positive_int
 
-__all__ = ["BACKBONES", "Backbone", "SmallCNN", "final_linear", "make_backbone"]
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "SmallCNN",
+    "final_linear",
+    "gaussian_blur",
+    "gaussian_kernel",
+    "make_backbone",
+]
 
 #: Names accepted by :func:`make_backbone`.
 BACKBONES: tuple[str, ...] = ("resnet18", "mobilenet_v2")
@@ -63,7 +71,7 @@ def _seeded(random_state: int | None) -> Iterator[None]:
         yield
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
+def gaussian_kernel(sigma: float) -> torch.Tensor:
     """Normalised 1-D Gaussian of standard deviation ``sigma`` pixels, radius ``ceil(3 sigma)``."""
     radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -71,7 +79,7 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def _gaussian_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur of each channel of an NCHW batch, borders reflected.
 
     On images smaller than the kernel the kernel is cut to the widest reflection the image allows
@@ -108,7 +116,7 @@ class _InputStandardization(nn.Module):
         self.local_contrast = check_nonnegative(local_contrast, "local_contrast")
         # derived from the constructor argument, so kept out of the state dict; a buffer so that
         # it follows the module to its device
-        kernel = _gaussian_kernel(self.local_contrast) if self.local_contrast else torch.zeros(0)
+        kernel = gaussian_kernel(self.local_contrast) if self.local_contrast else torch.zeros(0)
         self.register_buffer("contrast_kernel", kernel, persistent=False)
 
     @property
@@ -166,7 +174,7 @@ class _InputStandardization(nn.Module):
         """
         x = self.standardize(x)
         if self.local_contrast:
-            x = x - _gaussian_blur(x, self.contrast_kernel)
+            x = x - gaussian_blur(x, self.contrast_kernel)
         return x
 
 
