@@ -27,6 +27,7 @@ from skorch import NeuralNetClassifier
 
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
 from modal_noisy.cleaning import ActiveLabelCleaner
+from modal_noisy.cleaning.loop import CLEANER_SETTINGS
 from modal_noisy.datasets import load_digits_long_tailed, load_hmnist_csv, load_medmnist, stratified_split
 from modal_noisy.nets import SmallCNN
 from modal_noisy.noise import inject_label_noise
@@ -130,7 +131,7 @@ recalibrate, recalibrate_from
 
     def cleaner_params(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~modal_noisy.cleaning.ActiveLabelCleaner` (the journal's settings)."""
-        return self._pick(*_CLEANER_FIELDS)
+        return self._pick(*CLEANER_SETTINGS)
 
     def _pick(self, *names: str) -> dict[str, Any]:
         return {name: getattr(self, name) for name in names}
@@ -184,22 +185,6 @@ recalibrate, recalibrate_from
             return cls.from_dict(settings)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
-
-
-#: The fields of a RunConfig that are ActiveLabelCleaner parameters (all but estimator, journal, verbose).
-_CLEANER_FIELDS = (
-    "strategy",
-    "budget_per_round",
-    "rounds",
-    "audit_size",
-    "recalibration_epochs",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "recalibrate",
-    "recalibrate_from",
-    "random_state",
-)
 
 
 @dataclass

@@ -46,8 +46,9 @@ from modal_noisy.strategies import STRATEGIES, get_strategy
 
 __all__ = ["ActiveLabelCleaner"]
 
-#: Settings whose change makes a journal's recorded rounds meaningless for a resumed run.
-REPLAY_SETTINGS = (
+#: The parameters a journal's header records (all but estimator, journal and verbose): a resumed run
+#: repeats them, since a change makes the recorded rounds meaningless. RunConfig's phase-2 fields.
+CLEANER_SETTINGS = (
     "strategy",
     "budget_per_round",
     "rounds",
@@ -317,7 +318,7 @@ class ActiveLabelCleaner(BaseEstimator):
     @classmethod
     def _params_from_header(cls, settings: dict[str, Any], path: Path) -> dict[str, Any]:
         """The cleaner's parameters recorded in a journal header; other or missing keys are refused."""
-        expected = set(REPLAY_SETTINGS) | set(_ESTIMATOR_SETTINGS)
+        expected = set(CLEANER_SETTINGS) | set(_ESTIMATOR_SETTINGS)
         unknown = sorted(set(settings) - expected)
         missing = sorted(expected - set(settings))
         if unknown or missing:
@@ -330,14 +331,14 @@ class ActiveLabelCleaner(BaseEstimator):
                 f"the settings in journal {str(path)!r} have {' and '.join(problems)}; it was written by "
                 "another version of modal_noisy and cannot be resumed: start a new journal"
             )
-        return {key: settings[key] for key in REPLAY_SETTINGS}
+        return {key: settings[key] for key in CLEANER_SETTINGS}
 
     def _settings(self) -> dict[str, Any]:
         """The journal header's settings: what a resumed run must repeat, and the estimator's identity."""
         strategy = self.strategy
         if callable(strategy):
             strategy = f"<callable {getattr(strategy, '__qualname__', type(strategy).__name__)}>"
-        settings = {key: getattr(self, key) for key in REPLAY_SETTINGS}
+        settings = {key: getattr(self, key) for key in CLEANER_SETTINGS}
         settings["strategy"] = strategy
         settings["estimator"] = type(self.estimator).__name__
         settings["estimator_random_state"] = getattr(self.estimator, "random_state", None)
@@ -422,7 +423,7 @@ class ActiveLabelCleaner(BaseEstimator):
         session = CleaningSession(
             self.journal,
             settings=self._settings(),
-            replay_keys=REPLAY_SETTINGS,
+            replay_keys=CLEANER_SETTINGS,
             resume=resume,
             verbose=self.verbose,
         )
