@@ -2,10 +2,10 @@
 
 Phase 1 forgets the share ``τ`` of each batch with the largest losses, so ``τ`` must be close to the
 true noise rate. :class:`~modal_noisy.CoTeachingClassifier` can estimate it from the training losses
-(``forget_rate="auto"``), which works when the network fits the clean labels well (long-tailed digits:
-within 0.06), but not when it fits them poorly: on RetinaMNIST and HAM10000 8×8 the early losses
-separate the majority class from the rest, not clean labels from wrong ones, and the estimate stays at
-0.81 / 0.59 whether the true rate is 0.2 or 0.4. An expert who checks ``n`` labels drawn uniformly at
+(``forget_rate="auto"``), which works when the network fits the clean labels well, but not when it fits
+them poorly: then the early losses separate the majority class from the rest, not clean labels from
+wrong ones, and the estimate hardly moves with the true rate (``benchmarks/noise_estimate.py`` measures
+both). An expert who checks ``n`` labels drawn uniformly at
 random gives an unbiased estimate whatever the network: the share of labels the expert changed, with a
 binomial (Wilson) interval; ``n = 50`` pins a rate of 0.4 to about ±0.13, ``n = 200`` to about ±0.07.
 The audited answers are not wasted: they join the clean set.

@@ -140,7 +140,7 @@ class ActiveLabelCleaner(BaseEstimator):
     audit_size : int, default=0
         Labels the expert checks *before* phase 1, drawn uniformly at random (journalled as round 0,
         counted in the spent budget, excluded from later queries). The share the expert changes
-        estimates the noise rate (:func:`modal_noisy.audit.audit_noise_rate`, reported as
+        estimates the noise rate (:func:`~modal_noisy.cleaning.audit.audit_noise_rate`, reported as
         ``report_.phase1["audit"]``); when the estimator's ``forget_rate`` is ``"auto"``, phase 1 uses
         it instead of the loss-based estimate, which overshoots on data the network fits poorly (see
         :mod:`modal_noisy.cleaning.audit`). Phase 1 trains on the audited samples' corrected labels.
