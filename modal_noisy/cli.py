@@ -191,7 +191,8 @@ def _new_out_dir(prefix: str) -> Path:
 def _baseline_accuracy(experiment, settings: dict[str, Any]) -> float:
     """Validation balanced accuracy of plain cross-entropy, decided as the run's estimator decides."""
     from modal_noisy._experiment import build_cross_entropy
-    from modal_noisy.metrics import classification_metrics, label_prior
+    from modal_noisy.decision import label_prior
+    from modal_noisy.metrics import classification_metrics
 
     print(f"baseline: plain cross-entropy on the noisy labels, {settings['epochs']} epochs ...", flush=True)
     baseline = build_cross_entropy(

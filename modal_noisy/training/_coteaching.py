@@ -23,7 +23,7 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
-from modal_noisy.metrics import ensemble_prior, label_prior, prior_corrected_predict
+from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
@@ -200,7 +200,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         (at least one sample per class). 0 = the paper's selection.
     decision : {"argmax", "balanced"}, default="argmax"
         How :meth:`predict` turns probabilities into classes. ``"balanced"`` divides them by
-        ``decision_prior_`` first (:func:`modal_noisy.metrics.prior_corrected_predict`), the
+        ``decision_prior_`` first (:func:`modal_noisy.decision.prior_corrected_predict`), the
         decision that maximises balanced accuracy; on imbalanced data it trades majority-class
         recall for rare-class recall (HAM10000 8×8, one SmallCNN on clean labels: balanced accuracy
         0.35 → 0.46, see ``benchmarks/README.md``). ``predict_proba``, and so every query strategy,
