@@ -43,7 +43,7 @@ from modal_noisy._validation import (
 )
 from modal_noisy.audit import audit_noise_rate, draw_audit
 from modal_noisy.metrics import CleaningReport, classification_metrics, selection_metrics
-from modal_noisy.strategies import STRATEGIES, get_strategy
+from modal_noisy.strategies import STRATEGIES, get_strategy, keywords_for
 
 __all__ = ["ActiveLabelCleaner"]
 
@@ -411,8 +411,8 @@ class ActiveLabelCleaner:
                     X[pool],
                     n_query,
                     labels=labels[pool],
-                    pool_indices=pool,
                     random_state=round_seed,
+                    **keywords_for(query, pool_indices=pool),
                 )
             )
             queried = pool[positions]

@@ -102,11 +102,7 @@ def test_training_imports_neither_metrics_nor_cleaning():
     training = Path(modal_noisy.__file__).parent / "training"
     for path in sorted(training.glob("*.py")):
         imported = _imported_modules(path)
-        bad = {
-            name
-            for name in imported
-            if name.startswith(("modal_noisy.metrics", "modal_noisy.cleaning"))
-        }
+        bad = {name for name in imported if name.startswith(("modal_noisy.metrics", "modal_noisy.cleaning"))}
         assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
