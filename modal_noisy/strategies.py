@@ -472,6 +472,21 @@ def _coreset_picks(pool: _Pool, k: int) -> np.ndarray:
     )
 
 
+def _uncertainty_strategy(
+    name: str, score: Callable[[np.ndarray], np.ndarray], *, largest: bool, summary: str
+) -> Strategy:
+    """A label-blind strategy that ranks the pool by ``score`` of its predicted probabilities."""
+    return _make_strategy(
+        name,
+        scorer=lambda pool: score(pool.pred_probs()),
+        largest=largest,
+        needs_labels=False,
+        options=("pred_probs",),
+        size_from=("pred_probs",),
+        summary=summary,
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # strategies
 # --------------------------------------------------------------------------------------------------
@@ -486,29 +501,22 @@ random_query = _make_strategy(
     random_state_doc="The draw.",
     x_pool_doc="The pool (only its length is used); may be ``None`` when ``labels=`` is given.",
 )
-entropy_query = _make_strategy(
+entropy_query = _uncertainty_strategy(
     "entropy_query",
-    scorer=lambda pool: scoring.entropy_scores(pool.pred_probs()),
-    needs_labels=False,
-    options=("pred_probs",),
-    size_from=("pred_probs",),
+    scoring.entropy_scores,
+    largest=True,
     summary="Highest predictive entropy first (:func:`modal_noisy.scoring.entropy_scores`).",
 )
-margin_query = _make_strategy(
+margin_query = _uncertainty_strategy(
     "margin_query",
-    scorer=lambda pool: scoring.margin_scores(pool.pred_probs()),
+    scoring.margin_scores,
     largest=False,
-    needs_labels=False,
-    options=("pred_probs",),
-    size_from=("pred_probs",),
     summary="Smallest margin between the top two classes first (:func:`modal_noisy.scoring.margin_scores`).",
 )
-least_confidence_query = _make_strategy(
+least_confidence_query = _uncertainty_strategy(
     "least_confidence_query",
-    scorer=lambda pool: scoring.least_confidence_scores(pool.pred_probs()),
-    needs_labels=False,
-    options=("pred_probs",),
-    size_from=("pred_probs",),
+    scoring.least_confidence_scores,
+    largest=True,
     summary="Lowest top-class probability first (:func:`modal_noisy.scoring.least_confidence_scores`).",
 )
 loss_noisy_query = _make_strategy(
