@@ -208,9 +208,24 @@ def test_same_seed_same_result_and_global_rng_untouched(data):
 # ---------------------------------------------------------------- VoG against autograd
 
 
-def _eval_rows(module: nn.Module, X: np.ndarray, y: np.ndarray) -> torch.Tensor:
+class TinyBatchNormMLP(nn.Module):
+    """BatchNorm before the head: train mode (batch statistics) and eval mode (running ones) differ."""
+
+    def __init__(self, n_classes: int = 10, hidden: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.BatchNorm1d(hidden), nn.Tanh())
+        self.head = nn.Linear(hidden, n_classes)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x.to(torch.float64)))
+
+
+def _autograd_rows(module: nn.Module, X: np.ndarray, y: np.ndarray, *, train: bool) -> torch.Tensor:
+    """Each sample's gradient w.r.t. its label's row of [head.weight | head.bias], by autograd."""
+    module = copy.deepcopy(module).train(train)  # a train-mode pass must not move the net's statistics
     head = module.head
-    logits = module.eval()(torch.as_tensor(X))
+    logits = module(torch.as_tensor(X))  # the whole set as one batch
     rows = []
     for i in range(len(y)):
         loss = nn.functional.cross_entropy(logits[i : i + 1], torch.as_tensor(y[i : i + 1]))
@@ -221,15 +236,18 @@ def _eval_rows(module: nn.Module, X: np.ndarray, y: np.ndarray) -> torch.Tensor:
 
 @pytest.mark.parametrize("source", ["training", "checkpoint"])
 def test_stored_gradients_match_autograd_float64(data, source):
+    """The training source records the train-mode forward pass, the checkpoint source an eval-mode
+    pass over the final weights: on a BatchNorm network the two differ, so each must match its own."""
     X, y, _ = data
     X, y = X[:64], y[:64]
-    # training source: lr=0 keeps the weights the training pass saw; checkpoint: the final weights
+    # one batch of all 64 samples, so the train-mode batch statistics are those of exactly these
+    # samples whatever the shuffle; lr=0 keeps the weights the training pass saw
     lr = 0.0 if source == "training" else 0.05
     net = make_net(
-        TinyMLP,
-        module__dtype="float64",
+        TinyBatchNormMLP,
         optimizer=torch.optim.SGD,
         lr=lr,
+        batch_size=64,
         callbacks=None,
         vog_source=source,
         vog_dtype="float64",
@@ -239,7 +257,10 @@ def test_stored_gradients_match_autograd_float64(data, source):
     buf = net.run_state_.vog1
     last = (buf.count - 1) % buf.window
     stored = buf.buffer[torch.arange(len(y)), last]
-    expected = _eval_rows(net.module_, X, y)
+    train_rows = _autograd_rows(net.module_, X, y, train=True)
+    eval_rows = _autograd_rows(net.module_, X, y, train=False)
+    assert float((train_rows - eval_rows).abs().max() / eval_rows.abs().max()) > 1e-2  # modes differ
+    expected = train_rows if source == "training" else eval_rows
     assert stored.dtype == torch.float64
     assert float((stored - expected).abs().max() / expected.abs().max()) <= 1e-6
 
@@ -566,7 +587,9 @@ def test_vog_tracker_on_plain_classifier(data, criterion):
     last = (buf.count - 1) % buf.window
     stored = buf.buffer[torch.arange(N), last]
     head_module = net.module_
-    expected = _eval_rows(head_module if module is TinyMLP else _Unsoftmax(head_module), X, y)
+    expected = _autograd_rows(
+        head_module if module is TinyMLP else _Unsoftmax(head_module), X, y, train=False
+    )
     torch.testing.assert_close(stored, expected, rtol=1e-4, atol=1e-6)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from torch.nn import functional as F
@@ -24,6 +25,7 @@ from modal_noisy._validation import (
     check_same_length,
 )
 from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
+from modal_noisy.nets import final_linear
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
@@ -34,20 +36,13 @@ from modal_noisy.training._selection import (
     select_samples,
     split_keep,
 )
-from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
+from modal_noisy.training._vog import VOG_DTYPES, VoGBuffer, forward_capture, last_layer_grad, record_vog_pass
 
 __all__ = ["CoTeachingClassifier"]
 
 SELECTIONS: tuple[str, ...] = ("loss", "loss+vog", "loss+random")
 DECISIONS: tuple[str, ...] = ("argmax", "balanced")
 VOG_SOURCES: tuple[str, ...] = ("training", "checkpoint")
-_VOG_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
-
-
-def _final_linear(module: nn.Module) -> nn.Linear:
-    from modal_noisy.nets import final_linear
-
-    return final_linear(module)
 
 
 def _refuse_accelerate(net: NeuralNetClassifier) -> None:
@@ -57,8 +52,6 @@ def _refuse_accelerate(net: NeuralNetClassifier) -> None:
     (selection, cross-update, VoG) would silently give way to plain cross-entropy, and the per-sample
     state is not shared between processes. Until both are handled, refuse instead.
     """
-    from skorch.hf import AccelerateMixin
-
     if isinstance(net, AccelerateMixin):
         raise NotImplementedError(
             "CoTeachingClassifier does not support skorch's AccelerateMixin yet (got "
@@ -360,7 +353,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
             check_choice(self.vog_source, "vog_source", VOG_SOURCES)
         elif self.selection == "loss+vog":
             raise ValueError("vog_source must not be None with selection='loss+vog' (got None)")
-        check_choice(self.vog_dtype, "vog_dtype", tuple(_VOG_DTYPES))
+        check_choice(self.vog_dtype, "vog_dtype", tuple(VOG_DTYPES))
         if not isinstance(self.class_aware, (bool, np.bool_)):
             raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
         check_fraction(self.class_reserve, "class_reserve")
@@ -386,7 +379,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         return X, y
 
     def _n_classes(self) -> int:
-        return int(_final_linear(self.module_).out_features)
+        return int(final_linear(self.module_).out_features)
 
     # ------------------------------------------------------------------ initialisation
     def initialize(self) -> CoTeachingClassifier:
@@ -424,7 +417,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
                 if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
                     kwargs2["random_state"] = int(rs) + 1
                 module2 = self.initialized_instance(self.module, kwargs2)
-        _final_linear(module)  # fail early, with the explanation, if there is no head
+        final_linear(module)  # fail early, with the explanation, if there is no head
         self.module_ = module
         self.module2_ = module2
         return self
@@ -475,7 +468,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         if state is not None and state.n == n:
             state.to(self.device)
             return
-        head = _final_linear(self.module_)
+        head = final_linear(self.module_)
         vog_dim = head.in_features + 1 if self.vog_source is not None else None
         self.run_state_ = _RunState(
             n,
@@ -483,7 +476,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
             torch.device(self.device),
             vog_dim,
             self.vog_window,
-            _VOG_DTYPES[self.vog_dtype],
+            VOG_DTYPES[self.vog_dtype],
         )
 
     # ------------------------------------------------------------------ forward helpers
@@ -492,15 +485,6 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         if isinstance(x, Mapping):
             return module(**{**x, **fit_params})
         return module(x, **fit_params)
-
-    def _forward_capture(
-        self, module: nn.Module, x: Any, fit_params: Mapping[str, Any]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        with capture_input(_final_linear(module)) as cap:
-            logits = self._call(module, x, fit_params)
-        if cap.value is None:
-            raise RuntimeError(f"{type(module).__name__}.forward did not call its final layer 'head'")
-        return logits, cap.value
 
     def _per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         crit = self.criterion_
@@ -622,8 +606,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         x = to_tensor(x, device=self.device)
         y = to_tensor(yi, device=self.device)
         index = index.to(self.device)
-        logits1, h1 = self._forward_capture(self.module_, x, fit_params)
-        logits2, h2 = self._forward_capture(self.module2_, x, fit_params)
+        logits1, h1 = forward_capture(self.module_, x, fit_params)
+        logits2, h2 = forward_capture(self.module2_, x, fit_params)
         loss1 = self._per_sample_loss(logits1, y)
         loss2 = self._per_sample_loss(logits2, y)
         sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())
@@ -743,7 +727,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         x = to_tensor(x, device=self.device)
         y = to_tensor(yi, device=self.device)
         with torch.no_grad():
-            logits1, h1 = self._forward_capture(self.module_, x, fit_params)
+            logits1, h1 = forward_capture(self.module_, x, fit_params)
             logits2 = self._call(self.module2_, x, fit_params)
             y_pred = logits1 + logits2
             loss = self.get_loss(y_pred, y, X=Xi, training=False)
@@ -759,18 +743,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     def _checkpoint_pass(self, dataset: Any) -> None:
         """VoG gradients from an eval-mode, no-gradient pass over the training set."""
         state = self.run_state_
-        self._set_training(False)
-        with torch.no_grad():
-            for batch in self.get_iterator(dataset, training=False):
-                Xi, yi = unpack_data(batch)
-                x, index = split_index(Xi)
-                x = to_tensor(x, device=self.device)
-                y = to_tensor(yi, device=self.device)
-                index = index.to(self.device)
-                logits1, h1 = self._forward_capture(self.module_, x, {})
-                logits2, h2 = self._forward_capture(self.module2_, x, {})
-                state.vog1.update(index, self._grad(logits1, h1, y))
-                state.vog2.update(index, self._grad(logits2, h2, y))
+        networks = [(self.module_, state.vog1), (self.module2_, state.vog2)]
+        record_vog_pass(self, dataset, networks, grad=self._grad)
 
     # ------------------------------------------------------------------ epoch bookkeeping
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
