@@ -24,6 +24,7 @@ Selectors: :func:`top_k` (the k best scores, ties broken by a seeded generator) 
 from __future__ import annotations
 
 import numpy as np
+from cleanlab.rank import get_label_quality_scores
 from sklearn.utils import check_random_state
 
 from modal_noisy._validation import check_choice, check_fraction, check_labels, check_positive_int
@@ -281,8 +282,6 @@ def label_quality_scores(
     ndarray of shape (n_samples,)
         Scores in ``[0, 1]``.
     """
-    from cleanlab.rank import get_label_quality_scores
-
     check_choice(method, "method", LABEL_QUALITY_METHODS)
     p = _check_pred_probs(pred_probs)
     y = _check_labels_for(p, labels)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import (
     check_choice,
     check_finite_array,
@@ -30,7 +31,6 @@ from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._persistence import CompanionFilesMixin
-from modal_noisy.training._seeding import draw_seeds, torch_seed
 from modal_noisy.training._selection import (
     forget_rate_at,
     select_samples,
