@@ -41,9 +41,8 @@ __all__ = ["BACKBONES", "Backbone", "SmallCNN", "final_linear", "make_backbone"]
 #: Names accepted by :func:`make_backbone`.
 BACKBONES: tuple[str, ...] = ("resnet18", "mobilenet_v2")
 
-# Stages of SmallCNN pool 2×2 only while the map is at least this wide, so an 8×8 input keeps a 4×4 map
-# (a 2-conv net that pooled most of an 8×8 map away reached 0.33–0.70 balanced accuracy on
-# digits-LT; SmallCNN reaches 0.97).
+# Stages of SmallCNN pool 2×2 only while the map is at least this wide, so an 8×8 input keeps a 4×4 map:
+# pooling a tiny map down to a pixel or two throws away the spatial detail its classes differ by.
 _MIN_POOL_SIZE = 8
 
 
@@ -184,8 +183,8 @@ class SmallCNN(_InputStandardization):
     local_contrast : float, default=0.0
         Standard deviation in pixels of the Gaussian blur subtracted from the standardised input
         (:meth:`prepare_input`); 0 turns the filter off. For fundus photographs use about a
-        fourteenth of the side (2 at 28×28: RetinaMNIST's clean-label balanced accuracy rose
-        from 0.37 to 0.41; see ``benchmarks/README.md``).
+        fourteenth of the side (2 at 28×28): the filter removes slowly varying illumination, which
+        carries no class information there (its measured effect: ``benchmarks/README.md``).
     random_state : int or None, default=None
         Seed for the parameter initialisation (global torch RNG forked, not reseeded).
 
