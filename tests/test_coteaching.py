@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.utils import estimator_checks
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Checkpoint, EarlyStopping, LoadInitState, LRScheduler, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
@@ -399,11 +400,61 @@ def test_pickle_fitted_net(fitted, data):
 
 
 def test_grid_search_over_mix_ratio(data):
+    """GridSearchCV clones the net per candidate, scores each on the folds and refits the best on all
+    the data; mix_ratio reaches training (three epochs fill the two-epoch VoG window, so the third
+    mixes VoG into the selection and the candidates select differently)."""
     X, y, _ = data
-    search = GridSearchCV(make_net(max_epochs=2), {"mix_ratio": [0.0, 0.5]}, cv=2, scoring="accuracy")
+    grid, cv = [0.0, 1.0], StratifiedKFold(2)
+    search = GridSearchCV(make_net(max_epochs=3), {"mix_ratio": grid}, cv=cv, scoring="accuracy")
     search.fit(X, y)
-    assert search.best_params_["mix_ratio"] in (0.0, 0.5)
-    assert search.best_estimator_.clean_mask_.shape == (N,)
+    for i, mix_ratio in enumerate(grid):  # each candidate scored as a net with that mix_ratio scores
+        by_hand = cross_val_score(
+            make_net(max_epochs=3, mix_ratio=mix_ratio), X, y, cv=cv, scoring="accuracy"
+        )
+        assert search.cv_results_["mean_test_score"][i] == pytest.approx(by_hand.mean())
+    best = search.best_estimator_
+    assert best.mix_ratio == grid[int(np.argmax(search.cv_results_["mean_test_score"]))]
+    assert best.history[-1]["vog_mixing"] and best.clean_mask_.shape == (N,)
+    other = make_net(max_epochs=3, mix_ratio=1.0 - best.mix_ratio).fit(X, y)
+    assert not np.array_equal(other.clean_mask_, best.clean_mask_)
+
+
+# scikit-learn's own checks that need no fit on its random tabular data (a CNN takes images)
+SKLEARN_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_get_params_invariance",
+    "check_parameters_default_constructible",
+]
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS)
+def test_sklearn_estimator_checks(check):
+    getattr(estimator_checks, check)("CoTeachingClassifier", make_net(selection="loss+random"))
+
+
+def test_get_params_round_trip_and_clone_of_a_fitted_net(fitted):
+    params = fitted.get_params(deep=False)
+    rebuilt = CoTeachingClassifier(**params)
+    assert rebuilt.get_params(deep=False) == params  # every __init__ argument is stored as given
+    assert rebuilt.set_params(**params).get_params(deep=False) == params
+    assert repr(rebuilt) == repr(CoTeachingClassifier(**params))
+    twin = clone(fitted)
+    assert twin.get_params(deep=False).keys() == params.keys()
+    assert not twin.initialized_ and not hasattr(twin, "clean_mask_")  # a clone is unfitted
+
+
+def test_pickle_round_trip_of_an_unfitted_net(data):
+    X, y, _ = data
+    net = make_net(max_epochs=1)
+    restored = pickle.loads(pickle.dumps(net))
+    before, after = net.get_params(deep=False), restored.get_params(deep=False)
+    callbacks = before.pop("callbacks"), after.pop("callbacks")  # copies: compare names and types
+    assert after == before
+    assert [[(name, type(cb)) for name, cb in c] for c in callbacks] == [
+        [(name, type(cb)) for name, cb in callbacks[0]]
+    ] * 2
+    np.testing.assert_array_equal(restored.fit(X, y).clean_mask_, net.fit(X, y).clean_mask_)
 
 
 def test_progress_bar_and_print_log(data, capsys):
