@@ -101,7 +101,11 @@ def get(record: Any, *path: Any) -> Any:
 
 
 def table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -147,18 +151,51 @@ def quality_records(runs: list[tuple[str, dict]]) -> tuple[list[dict], list[dict
     for label, run in runs:
         for r in run.get("phase1", []):
             r = {**r, "recipe": r.get("recipe") or "plain", "run": label}
-            p1[(r["dataset"], r["recipe"], r["noise_kind"], r["noise_rate"], r["seed"], r["method"],
-                r["epochs"])] = r
+            p1[
+                (
+                    r["dataset"],
+                    r["recipe"],
+                    r["noise_kind"],
+                    r["noise_rate"],
+                    r["seed"],
+                    r["method"],
+                    r["epochs"],
+                )
+            ] = r
         for r in run.get("phase2", []):
-            r = {**r, "recipe": r.get("recipe") or "plain", "run": label, "device": device_of(run),
-                 "phase1_method": r.get("phase1_method", "ours")}
-            p2[(r["dataset"], r["recipe"], r["noise_kind"], r["noise_rate"], r["seed"], r["strategy"],
-                r["budget_fraction"], r["epochs"], r["phase1_method"], r["device"])] = r
+            r = {
+                **r,
+                "recipe": r.get("recipe") or "plain",
+                "run": label,
+                "device": device_of(run),
+                "phase1_method": r.get("phase1_method", "ours"),
+            }
+            p2[
+                (
+                    r["dataset"],
+                    r["recipe"],
+                    r["noise_kind"],
+                    r["noise_rate"],
+                    r["seed"],
+                    r["strategy"],
+                    r["budget_fraction"],
+                    r["epochs"],
+                    r["phase1_method"],
+                    r["device"],
+                )
+            ] = r
     return list(p1.values()), list(p2.values())
 
 
 def setting_key(r: dict) -> tuple:
-    return (_ORDER.get(r["dataset"], 9), r["dataset"], r["recipe"], r["noise_kind"], r["noise_rate"], r["epochs"])
+    return (
+        _ORDER.get(r["dataset"], 9),
+        r["dataset"],
+        r["recipe"],
+        r["noise_kind"],
+        r["noise_rate"],
+        r["epochs"],
+    )
 
 
 def setting_title(key: tuple) -> str:
@@ -191,7 +228,8 @@ def rarest_class(by_method: dict[str, list[dict]]) -> int:
 def best_other(by_method: dict[str, list[dict]], *path: str) -> tuple[str, float] | None:
     """The method other than ours and the ceilings with the highest mean of ``path`` (CE has no selection)."""
     scores = {
-        m: mean([get(r, *path) for r in rs]) for m, rs in by_method.items()
+        m: mean([get(r, *path) for r in rs])
+        for m, rs in by_method.items()
         if m not in (*OUR_VARIANTS, *CEILINGS) and not (path[0] == "selection" and m == "cross_entropy")
     }
     scores = {m: v for m, v in scores.items() if not math.isnan(v)}
@@ -202,8 +240,10 @@ def best_other(by_method: dict[str, list[dict]], *path: str) -> tuple[str, float
 
 
 def tau_error(rs: list[dict]) -> list[float | None]:
-    return [None if r.get("noise_rate_estimate") is None else r["noise_rate_estimate"] - r["true_noise_rate"]
-            for r in rs]
+    return [
+        None if r.get("noise_rate_estimate") is None else r["noise_rate_estimate"] - r["true_noise_rate"]
+        for r in rs
+    ]
 
 
 def phase1_section(p1: list[dict]) -> list[str]:
@@ -213,38 +253,59 @@ def phase1_section(p1: list[dict]) -> list[str]:
         records = [r for rs in by_method.values() for r in rs]
         dkey = decision_key(records, "test")
         seeds = sorted({r["seed"] for r in records})
-        head = ["method", "seeds", "test bal. acc.", *([DECISION_KEYS[dkey]] if dkey else []),
-                "sel. precision", "sel. recall", "min retention", f"retention of class {rarest} (rarest)",
-                "τ error"]
+        head = [
+            "method",
+            "seeds",
+            "test bal. acc.",
+            *([DECISION_KEYS[dkey]] if dkey else []),
+            "sel. precision",
+            "sel. recall",
+            "min retention",
+            f"retention of class {rarest} (rarest)",
+            "τ error",
+        ]
         rows = []
         for method in METHOD_ORDER:
             rs = by_method.get(method)
             if not rs:
                 continue
             err = tau_error(rs)
-            rows.append([
-                METHOD_LABELS[method], str(len(rs)), fmt([get(r, "test", "balanced_accuracy") for r in rs]),
-                *([fmt_partial([get(r, "test", dkey) for r in rs])] if dkey else []),
-                fmt([get(r, "selection", "precision") for r in rs]),
-                fmt([get(r, "selection", "recall") for r in rs]),
-                fmt([get(r, "selection", "min_retention") for r in rs]),
-                fmt([get(r, "selection", "clean_retention", rarest) for r in rs]),
-                fmt(err, "+.3f") if any(e is not None for e in err) else "–",
-            ])
-        lines += [f"### {setting_title(key)}, seeds {seeds}", "",
-                  f"{records[0]['n_train']} training samples, true-label class counts "
-                  f"{records[0]['class_counts']}. From: {', '.join(sorted({r['run'] for r in records}))}.",
-                  "", *table(head, rows), "", *verdicts(by_method, rarest), ""]
+            rows.append(
+                [
+                    METHOD_LABELS[method],
+                    str(len(rs)),
+                    fmt([get(r, "test", "balanced_accuracy") for r in rs]),
+                    *([fmt_partial([get(r, "test", dkey) for r in rs])] if dkey else []),
+                    fmt([get(r, "selection", "precision") for r in rs]),
+                    fmt([get(r, "selection", "recall") for r in rs]),
+                    fmt([get(r, "selection", "min_retention") for r in rs]),
+                    fmt([get(r, "selection", "clean_retention", rarest) for r in rs]),
+                    fmt(err, "+.3f") if any(e is not None for e in err) else "–",
+                ]
+            )
+        lines += [
+            f"### {setting_title(key)}, seeds {seeds}",
+            "",
+            f"{records[0]['n_train']} training samples, true-label class counts "
+            f"{records[0]['class_counts']}. From: {', '.join(sorted({r['run'] for r in records}))}.",
+            "",
+            *table(head, rows),
+            "",
+            *verdicts(by_method, rarest),
+            "",
+        ]
     return lines
 
 
 def verdicts(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
     """Ours (and its audited variant) against the best other method on each count, means over seeds."""
     out = []
-    checks = (("test balanced accuracy", ("test", "balanced_accuracy")),
-              ("min retention over classes", ("selection", "min_retention")),
-              (f"retention of the rarest class ({rarest})", ("selection", "clean_retention", rarest)),
-              ("selection precision", ("selection", "precision")))
+    checks = (
+        ("test balanced accuracy", ("test", "balanced_accuracy")),
+        ("min retention over classes", ("selection", "min_retention")),
+        (f"retention of the rarest class ({rarest})", ("selection", "clean_retention", rarest)),
+        ("selection precision", ("selection", "precision")),
+    )
     for variant in ("ours", "ours_audit"):
         if not by_method.get(variant):
             continue
@@ -253,9 +314,13 @@ def verdicts(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
             other = best_other(by_method, *path)
             if other is None or math.isnan(mine):
                 continue
-            verdict = "wins" if mine > other[1] + 1e-9 else "ties" if abs(mine - other[1]) <= 1e-9 else "loses"
-            out.append(f"- {label}: {variant} {mine:.3f} vs best other {other[1]:.3f} "
-                       f"({METHOD_LABELS[other[0]]}) → {variant} **{verdict}**")
+            verdict = (
+                "wins" if mine > other[1] + 1e-9 else "ties" if abs(mine - other[1]) <= 1e-9 else "loses"
+            )
+            out.append(
+                f"- {label}: {variant} {mine:.3f} vs best other {other[1]:.3f} "
+                f"({METHOD_LABELS[other[0]]}) → {variant} **{verdict}**"
+            )
     return out
 
 
@@ -265,7 +330,9 @@ def verdicts(by_method: dict[str, list[dict]], rarest: int) -> list[str]:
 def group_phase2(p2: list[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p2:
-        groups[(*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"])].append(r)
+        groups[
+            (*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"])
+        ].append(r)
     return dict(sorted(groups.items()))
 
 
@@ -281,13 +348,25 @@ def phase2_section(p2: list[dict]) -> list[str]:
         dkey = decision_key(records, "test")
         r0 = records[0]
         start_label = "ours" if start == "ours" else "ours, τ from a 5% random audit"
-        head = ["model / strategy", "seeds", "test bal. acc.", *([DECISION_KEYS[dkey]] if dkey else []),
-                "noisy labels remaining", "relabel precision"]
+        head = [
+            "model / strategy",
+            "seeds",
+            "test bal. acc.",
+            *([DECISION_KEYS[dkey]] if dkey else []),
+            "noisy labels remaining",
+            "relabel precision",
+        ]
         by_seed = {r["seed"]: r for r in records}
-        rows = [[f"phase 1 only ({start_label})", str(len(by_seed)),
-                 fmt([get(r, "phase1", "balanced_accuracy") for r in by_seed.values()]),
-                 *([fmt_partial([get(r, "phase1", dkey) for r in by_seed.values()])] if dkey else []),
-                 fmt([r["phase1_noisy_remaining"] for r in by_seed.values()], ".1f"), "–"]]
+        rows = [
+            [
+                f"phase 1 only ({start_label})",
+                str(len(by_seed)),
+                fmt([get(r, "phase1", "balanced_accuracy") for r in by_seed.values()]),
+                *([fmt_partial([get(r, "phase1", dkey) for r in by_seed.values()])] if dkey else []),
+                fmt([r["phase1_noisy_remaining"] for r in by_seed.values()], ".1f"),
+                "–",
+            ]
+        ]
         below = []
         start_mean = mean([get(r, "phase1", "balanced_accuracy") for r in by_seed.values()])
         for strat, label in STRATEGY_LABELS.items():
@@ -297,17 +376,27 @@ def phase2_section(p2: list[dict]) -> list[str]:
             score = mean([get(r, "test", "balanced_accuracy") for r in rs])
             if score < start_mean - 1e-9:
                 below.append(label)
-            rows.append([label, str(len(rs)), fmt([get(r, "test", "balanced_accuracy") for r in rs]),
-                         *([fmt_partial([get(r, "test", dkey) for r in rs])] if dkey else []),
-                         fmt([r["noisy_remaining"] for r in rs], ".1f"),
-                         fmt([r["relabel_precision"] for r in rs], ".2f")])
+            rows.append(
+                [
+                    label,
+                    str(len(rs)),
+                    fmt([get(r, "test", "balanced_accuracy") for r in rs]),
+                    *([fmt_partial([get(r, "test", dkey) for r in rs])] if dkey else []),
+                    fmt([r["noisy_remaining"] for r in rs], ".1f"),
+                    fmt([r["relabel_precision"] for r in rs], ".2f"),
+                ]
+            )
         lines += [
             f"### {setting_title(key[:6])}: budget {frac:.0%} ({r0['labels_spent']} labels in {r0['rounds']} "
-            f"rounds), from {start_label}, on {device}", "",
+            f"rounds), from {start_label}, on {device}",
+            "",
             f"Recalibration {r0['recalibration_epochs']} epochs per round; simulated expert. From: "
-            f"{', '.join(sorted({r['run'] for r in records}))}.", "",
-            *table(head, rows), "",
-            "Strategies whose mean ends below phase 1: " + (", ".join(below) if below else "none") + ".", "",
+            f"{', '.join(sorted({r['run'] for r in records}))}.",
+            "",
+            *table(head, rows),
+            "",
+            "Strategies whose mean ends below phase 1: " + (", ".join(below) if below else "none") + ".",
+            "",
         ]
     return lines
 
@@ -319,20 +408,46 @@ def ceiling_section(runs: list[tuple[str, dict]]) -> list[str]:
     rows = []
     for label, run in runs:
         for row in run["rows"]:
-            prior = (fmt(row["prior_corrected"]) if "prior_corrected" in row
-                     else "{:.3f} ± {:.3f}".format(*row["prior_corrected_mean_std"]))
-            rows.append([run["dataset"], str(run["epochs"]), row["model"], fmt(row["balanced_accuracy"]),
-                         " ".join(f"{v:.3f}" for v in row["balanced_accuracy"]), prior, label])
+            prior = (
+                fmt(row["prior_corrected"])
+                if "prior_corrected" in row
+                else "{:.3f} ± {:.3f}".format(*row["prior_corrected_mean_std"])
+            )
+            rows.append(
+                [
+                    run["dataset"],
+                    str(run["epochs"]),
+                    row["model"],
+                    fmt(row["balanced_accuracy"]),
+                    " ".join(f"{v:.3f}" for v in row["balanced_accuracy"]),
+                    prior,
+                    label,
+                ]
+            )
         lr = run["logistic_regression"]
-        rows.append([run["dataset"], "–", "logistic regression: plain / class-balanced",
-                     f"{lr['plain']:.3f} / {lr['balanced']:.3f}", "–", "–", label])
+        rows.append(
+            [
+                run["dataset"],
+                "–",
+                "logistic regression: plain / class-balanced",
+                f"{lr['plain']:.3f} / {lr['balanced']:.3f}",
+                "–",
+                "–",
+                label,
+            ]
+        )
     if not rows:
         return []
-    return ["## Clean-label ceilings (`clean_upper_bound.py`, 40 epochs, true labels)", "",
-            "Test balanced accuracy of the network trained on the true labels, mean ± std over seeds; "
-            "*prior-corrected*: the same networks under `decision=\"balanced\"`. The quality tables' "
-            "own ceiling rows are trained for the epochs of their table.", "",
-            *table(["data", "epochs", "model", "balanced acc.", "per seed", "prior-corrected", "from"], rows), ""]
+    return [
+        "## Clean-label ceilings (`clean_upper_bound.py`, 40 epochs, true labels)",
+        "",
+        "Test balanced accuracy of the network trained on the true labels, mean ± std over seeds; "
+        '*prior-corrected*: the same networks under `decision="balanced"`. The quality tables\' '
+        "own ceiling rows are trained for the epochs of their table.",
+        "",
+        *table(["data", "epochs", "model", "balanced acc.", "per seed", "prior-corrected", "from"], rows),
+        "",
+    ]
 
 
 def noise_estimate_section(runs: list[tuple[str, dict]]) -> list[str]:
@@ -345,21 +460,49 @@ def noise_estimate_section(runs: list[tuple[str, dict]]) -> list[str]:
         for (_, dataset, kind, rate), rs in sorted(groups.items()):
             auto = [r["auto_estimate"] - r["true_noise_rate"] for r in rs]
             audit = [r["audit_estimate"] - r["true_noise_rate"] for r in rs]
-            rows.append([dataset, f"{kind} {rate:g}", " ".join(f"{r['true_noise_rate']:.3f}" for r in rs),
-                         " ".join(f"{e:+.3f}" for e in auto), " ".join(f"{e:+.3f}" for e in audit),
-                         str(rs[0]["n_audited"]), f"{mean([abs(e) for e in auto]):.3f}",
-                         f"{mean([abs(e) for e in audit]):.3f}"])
-        lines += [f"### From {label}", "",
-                  f"Loss-based estimate (`forget_rate=\"auto\"`, {run['config']['epochs']} epochs) and a "
-                  f"{run['config']['audit_share']:.0%} random audit, against the realised noise rate; "
-                  "errors per seed.", "",
-                  *table(["data", "noise", "true rate", "loss-based error", "audit error", "audited labels",
-                          "mean abs. error: loss-based", "audit"], rows), ""]
+            rows.append(
+                [
+                    dataset,
+                    f"{kind} {rate:g}",
+                    " ".join(f"{r['true_noise_rate']:.3f}" for r in rs),
+                    " ".join(f"{e:+.3f}" for e in auto),
+                    " ".join(f"{e:+.3f}" for e in audit),
+                    str(rs[0]["n_audited"]),
+                    f"{mean([abs(e) for e in auto]):.3f}",
+                    f"{mean([abs(e) for e in audit]):.3f}",
+                ]
+            )
+        lines += [
+            f"### From {label}",
+            "",
+            f'Loss-based estimate (`forget_rate="auto"`, {run["config"]["epochs"]} epochs) and a '
+            f"{run['config']['audit_share']:.0%} random audit, against the realised noise rate; "
+            "errors per seed.",
+            "",
+            *table(
+                [
+                    "data",
+                    "noise",
+                    "true rate",
+                    "loss-based error",
+                    "audit error",
+                    "audited labels",
+                    "mean abs. error: loss-based",
+                    "audit",
+                ],
+                rows,
+            ),
+            "",
+        ]
     return ["## The noise-rate estimate (`noise_estimate.py`)", "", *lines] if lines else []
 
 
-RECIPE_METRICS = (("cv_argmax", "CV bal. acc."), ("cv_prior", "CV prior-corrected"),
-                  ("test_argmax", "test bal. acc."), ("test_prior", "test prior-corrected"))
+RECIPE_METRICS = (
+    ("cv_argmax", "CV bal. acc."),
+    ("cv_prior", "CV prior-corrected"),
+    ("test_argmax", "test bal. acc."),
+    ("test_prior", "test prior-corrected"),
+)
 
 
 def recipe_search_section(runs: list[tuple[str, dict]]) -> list[str]:
@@ -369,13 +512,24 @@ def recipe_search_section(runs: list[tuple[str, dict]]) -> list[str]:
         for r in run["records"]:
             by_variant[r["variant"]].append(r)
         scored = sorted(by_variant.items(), key=lambda kv: (-mean([r["cv_argmax"] for r in kv[1]]), kv[0]))
-        rows = [[variant, str(len(rs)), *(fmt([r[k] for r in rs]) for k, _ in RECIPE_METRICS)]
-                for variant, rs in scored]
-        lines += [f"### From {label}", "", f"Command: `{run['header']['command']}` (git "
-                  f"{run['header']['git_commit']}). Sorted by the cross-validated score.", "",
-                  *table(["variant", "seeds", *(name for _, name in RECIPE_METRICS)], rows), ""]
-    return ["## Recipe search (`recipe_search.py`, cross-validation on the training split)", "", *lines] \
-        if lines else []
+        rows = [
+            [variant, str(len(rs)), *(fmt([r[k] for r in rs]) for k, _ in RECIPE_METRICS)]
+            for variant, rs in scored
+        ]
+        lines += [
+            f"### From {label}",
+            "",
+            f"Command: `{run['header']['command']}` (git "
+            f"{run['header']['git_commit']}). Sorted by the cross-validated score.",
+            "",
+            *table(["variant", "seeds", *(name for _, name in RECIPE_METRICS)], rows),
+            "",
+        ]
+    return (
+        ["## Recipe search (`recipe_search.py`, cross-validation on the training split)", "", *lines]
+        if lines
+        else []
+    )
 
 
 def speed_section(runs: list[tuple[str, dict]]) -> list[str]:
@@ -392,33 +546,84 @@ def speed_section(runs: list[tuple[str, dict]]) -> list[str]:
                 if not on_gpu and "epoch_cpu_seconds" in et:
                     clocks.append(("CPU", "epoch_cpu_seconds", "cpu_ratio_to_loss"))
                 for clock, sec_key, ratio_key in clocks:
-                    rows_a.append([name, str(entry["epochs"]), clock, *(
-                        f"{et[sec_key][k]:.3f} s ({et[ratio_key][k]:.2f}×)" for k in et[sec_key])])
+                    rows_a.append(
+                        [
+                            name,
+                            str(entry["epochs"]),
+                            clock,
+                            *(f"{et[sec_key][k]:.3f} s ({et[ratio_key][k]:.2f}×)" for k in et[sec_key]),
+                        ]
+                    )
             rl = entry.get("ranked_list")
             if rl:
                 o, c = rl["ours_list"], rl["cleanlab_list"]
-                rows_b.append([name, str(entry["epochs"]), f"{rl['ours_seconds']:.1f} s", f"{rl['cleanlab_seconds']:.1f} s",
-                               f"{rl['ratio_cleanlab_to_ours']:.2f}×", f"{o['precision']:.2f} / {o['precision_top_5pct']:.2f}",
-                               f"{c['precision']:.2f} / {c['precision_top_5pct']:.2f}"])
+                rows_b.append(
+                    [
+                        name,
+                        str(entry["epochs"]),
+                        f"{rl['ours_seconds']:.1f} s",
+                        f"{rl['cleanlab_seconds']:.1f} s",
+                        f"{rl['ratio_cleanlab_to_ours']:.2f}×",
+                        f"{o['precision']:.2f} / {o['precision_top_5pct']:.2f}",
+                        f"{c['precision']:.2f} / {c['precision_top_5pct']:.2f}",
+                    ]
+                )
         if rows_a:
-            lines += ["(a) Median epoch time and ratio to loss-only co-teaching:", "",
-                      *table(["data", "epochs", "clock", "loss only", "loss+VoG (closed form)",
-                              "loss+VoG (checkpoint pass)"], rows_a), ""]
+            lines += [
+                "(a) Median epoch time and ratio to loss-only co-teaching:",
+                "",
+                *table(
+                    [
+                        "data",
+                        "epochs",
+                        "clock",
+                        "loss only",
+                        "loss+VoG (closed form)",
+                        "loss+VoG (checkpoint pass)",
+                    ],
+                    rows_a,
+                ),
+                "",
+            ]
         if rows_b:
-            lines += ["(b) Wall time to a ranked relabel list; precision over the list / in the top 5%:", "",
-                      *table(["data", "epochs", "ours (phase 1 + ranking)", "cleanlab (5-fold CV)",
-                              "cleanlab / ours", "ours precision", "cleanlab precision"], rows_b), ""]
+            lines += [
+                "(b) Wall time to a ranked relabel list; precision over the list / in the top 5%:",
+                "",
+                *table(
+                    [
+                        "data",
+                        "epochs",
+                        "ours (phase 1 + ranking)",
+                        "cleanlab (5-fold CV)",
+                        "cleanlab / ours",
+                        "ours precision",
+                        "cleanlab precision",
+                    ],
+                    rows_b,
+                ),
+                "",
+            ]
         q = run.get("query_latency")
         if q:
-            rows = [[name, f"{v['median_s']:.3f}", f"{v['best_s']:.3f}"] for name, v in q["median_seconds"].items()]
+            rows = [
+                [name, f"{v['median_s']:.3f}", f"{v['best_s']:.3f}"]
+                for name, v in q["median_seconds"].items()
+            ]
             if q.get("coreset_median_s") is not None:
                 rows.append(["core-set (separate pool)", f"{q['coreset_median_s']:.2f}", "–"])
-            lines += [f"(c) Query latency, pick {q['k']:,} from a pool of {q['pool']:,} with precomputed "
-                      "model outputs:", "", *table(["strategy", "median s", "best s"], rows), ""]
+            lines += [
+                f"(c) Query latency, pick {q['k']:,} from a pool of {q['pool']:,} with precomputed "
+                "model outputs:",
+                "",
+                *table(["strategy", "median s", "best s"], rows),
+                "",
+            ]
         for name, entry in run["datasets"].items():
             for dtype, m in entry.get("vog_memory", {}).items():
-                lines.append(f"(d) {name}, {dtype}: VoG state {m['vog_bytes_per_sample']:.0f} B per sample "
-                             f"(formula {m['formula_bytes_per_sample']:.0f} B).")
+                lines.append(
+                    f"(d) {name}, {dtype}: VoG state {m['vog_bytes_per_sample']:.0f} B per sample "
+                    f"(formula {m['formula_bytes_per_sample']:.0f} B)."
+                )
         lines.append("")
     return ["## Speed (`speed.py`)", "", *lines] if lines else []
 
@@ -434,9 +639,17 @@ def provenance_section(loaded: dict[str, list[tuple[str, dict]]]) -> list[str]:
                 + (f", package code from {str(h['code_commit'])[:10]}" if h.get("code_commit") else "")
                 + (f"; started {h['started']}" if h.get("started") else "")
                 + (f"; {h['transcribed_from']}" if h.get("transcribed_from") else "")
-                + (f"; earlier commands into the same file: {len(run['previous_commands'])}"
-                   if run.get("previous_commands") else "")
-                + (f"; torch {versions['torch']}, cleanlab {versions['cleanlab']}" if "torch" in versions else ""))
+                + (
+                    f"; earlier commands into the same file: {len(run['previous_commands'])}"
+                    if run.get("previous_commands")
+                    else ""
+                )
+                + (
+                    f"; torch {versions['torch']}, cleanlab {versions['cleanlab']}"
+                    if "torch" in versions
+                    else ""
+                )
+            )
     return [*lines, ""]
 
 
@@ -447,8 +660,12 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
     """The README's figures, each read from the results files (RESULTS.md has the full tables)."""
     p1, p2 = quality_records(loaded.get("quality", []))
     groups = group_phase1(p1)
-    lines = [README_BEGIN, "<!-- generated by benchmarks/make_results.py from benchmarks/results/*.json: "
-             "do not edit by hand -->", ""]
+    lines = [
+        README_BEGIN,
+        "<!-- generated by benchmarks/make_results.py from benchmarks/results/*.json: "
+        "do not edit by hand -->",
+        "",
+    ]
     # phase 1: ours (or the audited variant on the medical sets) against the best other method
     rows = []
     for key, by in groups.items():
@@ -461,15 +678,39 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         ret = mean([get(r, "selection", "min_retention") for r in by[variant]])
         ba, br = best_other(by, "test", "balanced_accuracy"), best_other(by, "selection", "min_retention")
         ceiling = mean([get(r, "test", "balanced_accuracy") for r in by.get("clean_ceiling", [])])
-        rows.append([f"{dataset}, {key[3]} {key[4]:g}", f"{key[5]} / {seeds}", variant, f"{acc:.3f}",
-                     f"{ba[1]:.3f} ({ba[0]})", f"{ret:.3f}", f"{br[1]:.3f} ({br[0]})",
-                     "–" if math.isnan(ceiling) else f"{ceiling:.3f}"])
-    lines += ["Phase 1, means over seeds: test balanced accuracy and the clean retention of the worst-off "
-              "class, ours against the best other method (ceilings and our variants excluded; the paper's "
-              "VoG mix included). On the medical sets ours takes τ from a 5% random audit "
-              "(`ours_audit`); the ceiling is the same network on the true labels for the same epochs.", "",
-              *table(["setting", "epochs / seeds", "ours", "bal. acc.", "best other", "worst-class retention",
-                      "best other", "ceiling"], rows), ""]
+        rows.append(
+            [
+                f"{dataset}, {key[3]} {key[4]:g}",
+                f"{key[5]} / {seeds}",
+                variant,
+                f"{acc:.3f}",
+                f"{ba[1]:.3f} ({ba[0]})",
+                f"{ret:.3f}",
+                f"{br[1]:.3f} ({br[0]})",
+                "–" if math.isnan(ceiling) else f"{ceiling:.3f}",
+            ]
+        )
+    lines += [
+        "Phase 1, means over seeds: test balanced accuracy and the clean retention of the worst-off "
+        "class, ours against the best other method (ceilings and our variants excluded; the paper's "
+        "VoG mix included). On the medical sets ours takes τ from a 5% random audit "
+        "(`ours_audit`); the ceiling is the same network on the true labels for the same epochs.",
+        "",
+        *table(
+            [
+                "setting",
+                "epochs / seeds",
+                "ours",
+                "bal. acc.",
+                "best other",
+                "worst-class retention",
+                "best other",
+                "ceiling",
+            ],
+            rows,
+        ),
+        "",
+    ]
     # the loss-based noise-rate estimate of ours, per data set and noise setting (range over seeds)
     ranges = []
     for key, by in groups.items():
@@ -477,53 +718,89 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         if err:
             ranges.append(f"{key[1]} [{key[2]}] {key[3]} {key[4]:g}: {min(err):+.3f} to {max(err):+.3f}")
     if ranges:
-        lines += ["Error of the loss-based noise-rate estimate (`forget_rate=\"auto\"`, ours in the phase-1 "
-                  "runs; estimate − true rate, lowest to highest over seeds): " + "; ".join(ranges) + ".", ""]
+        lines += [
+            'Error of the loss-based noise-rate estimate (`forget_rate="auto"`, ours in the phase-1 '
+            "runs; estimate − true rate, lowest to highest over seeds): " + "; ".join(ranges) + ".",
+            "",
+        ]
     # phase 2: the strategies at the largest budget, from the CPU runs
     rows = []
     for key, records in group_phase2(p2).items():
         if key[7]:  # GPU runs start from other phase-1 models
             continue
         start = mean(list(phase1_scores(records).values()))
-        ranked = sorted(STRATEGY_LABELS, key=lambda s: -mean(
-            [get(r, "test", "balanced_accuracy") for r in records if r["strategy"] == s] or [None]))
-        present = [s for s in ranked if any(r["strategy"] == s for r in records)]
-
-        def score(s: str) -> float:
-            return mean([get(r, "test", "balanced_accuracy") for r in records if r["strategy"] == s])
-
-        def precision(s: str) -> float:
-            return mean([r["relabel_precision"] for r in records if r["strategy"] == s])
-
-        top_prec = max(present, key=lambda s: (precision(s), s))
-        below = [STRATEGY_LABELS[s] for s in present if score(s) < start - 1e-9]
-        rows.append([f"{setting_title(key[:6])}", key[6], f"{key[9]:.0%}", f"{start:.3f}",
-                     f"{STRATEGY_LABELS[present[0]]} {score(present[0]):.3f}",
-                     f"{score('cb_vog'):.3f}" if "cb_vog" in present else "–",
-                     f"{STRATEGY_LABELS[top_prec]} {precision(top_prec):.2f}",
-                     ", ".join(below) if below else "none"])
-    lines += ["Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds:", "",
-              *table(["setting", "phase 1", "budget", "phase 1 score", "best strategy",
-                      "ours (class-balanced VoG-and-loss)", "highest relabel precision",
-                      "strategies ending below phase 1"], rows), ""]
+        present = [s for s in STRATEGY_LABELS if any(r["strategy"] == s for r in records)]
+        score = {
+            s: mean([get(r, "test", "balanced_accuracy") for r in records if r["strategy"] == s])
+            for s in present
+        }
+        precision = {
+            s: mean([r["relabel_precision"] for r in records if r["strategy"] == s]) for s in present
+        }
+        best = max(present, key=lambda s: (score[s], s))
+        top_prec = max(present, key=lambda s: (precision[s], s))
+        below = [STRATEGY_LABELS[s] for s in present if score[s] < start - 1e-9]
+        rows.append(
+            [
+                f"{setting_title(key[:6])}",
+                key[6],
+                f"{key[9]:.0%}",
+                f"{start:.3f}",
+                f"{STRATEGY_LABELS[best]} {score[best]:.3f}",
+                f"{score['cb_vog']:.3f}" if "cb_vog" in present else "–",
+                f"{STRATEGY_LABELS[top_prec]} {precision[top_prec]:.2f}",
+                ", ".join(below) if below else "none",
+            ]
+        )
+    lines += [
+        "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds:",
+        "",
+        *table(
+            [
+                "setting",
+                "phase 1",
+                "budget",
+                "phase 1 score",
+                "best strategy",
+                "ours (class-balanced VoG-and-loss)",
+                "highest relabel precision",
+                "strategies ending below phase 1",
+            ],
+            rows,
+        ),
+        "",
+    ]
     # speed: the slowest query strategy, and VoG's epoch-time cost (the last run per device and data set)
     vog: dict[tuple[str, str], list[str]] = {}
     for label, run in loaded.get("speed", []):
         q = run.get("query_latency")
         if q:
             slowest = max(sorted(q["median_seconds"]), key=lambda k: q["median_seconds"][k]["median_s"])
-            lines += [f"Query latency: picking {q['k']:,} from a pool of {q['pool']:,} with precomputed model "
-                      f"outputs takes at most {q['median_seconds'][slowest]['median_s']:.2f} s (median of "
-                      f"{slowest}) for every strategy but core-set (`{label}`, CPU).", ""]
+            lines += [
+                f"Query latency: picking {q['k']:,} from a pool of {q['pool']:,} with precomputed model "
+                f"outputs takes at most {q['median_seconds'][slowest]['median_s']:.2f} s (median of "
+                f"{slowest}) for every strategy but core-set (`{label}`, CPU).",
+                "",
+            ]
         for name, entry in run["datasets"].items():
             et = entry.get("epoch_time")
             # the CPU figures of the interleaved measurement only (it names its method); a GPU's as measured
             if et and (et.get("method") or device_of(run) != "cpu"):
-                vog[(device_of(run), name)] = [device_of(run), name, *(
-                    f"{et['ratio_to_loss'][k]:.2f}×" for k in ("loss+vog (closed form)", "loss+vog (checkpoint pass)"))]
+                vog[(device_of(run), name)] = [
+                    device_of(run),
+                    name,
+                    *(
+                        f"{et['ratio_to_loss'][k]:.2f}×"
+                        for k in ("loss+vog (closed form)", "loss+vog (checkpoint pass)")
+                    ),
+                ]
     if vog:
-        lines += ["Epoch time of VoG tracking over loss-only co-teaching (wall time):", "",
-                  *table(["device", "data", "closed form", "checkpoint pass"], list(vog.values())), ""]
+        lines += [
+            "Epoch time of VoG tracking over loss-only co-teaching (wall time):",
+            "",
+            *table(["device", "data", "closed form", "checkpoint pass"], list(vog.values())),
+            "",
+        ]
     lines += ["Full tables, commands and commits: `benchmarks/RESULTS.md`.", README_END]
     return "\n".join(lines)
 
@@ -535,21 +812,35 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
     """RESULTS.md's text and the README block, from the results files alone."""
     loaded = load(results_dir)
     p1, p2 = quality_records(loaded.get("quality", []))
-    lines = ["# Benchmark results", "",
-             "GENERATED by `benchmarks/make_results.py` from `benchmarks/results/*.json`; do not edit by "
-             "hand. The prose under *Reading the numbers* is `benchmarks/results/commentary.md`. Each table "
-             "names the runs it comes from; *Provenance* gives each run's command and commit.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "GENERATED by `benchmarks/make_results.py` from `benchmarks/results/*.json`; do not edit by "
+        "hand. The prose under *Reading the numbers* is `benchmarks/results/commentary.md`. Each table "
+        "names the runs it comes from; *Provenance* gives each run's command and commit.",
+        "",
+    ]
     commentary = results_dir / "commentary.md"
     if commentary.is_file():
         lines += ["## Reading the numbers", "", commentary.read_text().strip(), ""]
-    lines += ["## Phase 1: who keeps which samples (`quality.py`)", "",
-              "Test-split metrics of the model each method trains; selection metrics of the samples it keeps "
-              "as clean. Retention = share of a class's correctly labelled samples kept; τ error = "
-              "noise-rate estimate − true rate. `±` = std over seeds.", "", *phase1_section(p1)]
-    lines += ["## Phase 2: active label cleaning (`quality.py`)", "",
-              "Noisy labels remaining counts wrong labels in the whole training label vector; relabel "
-              "precision is the share of queried labels that were wrong. GPU runs are neither bit-identical "
-              "to CPU runs nor deterministic, so they get tables of their own.", "", *phase2_section(p2)]
+    lines += [
+        "## Phase 1: who keeps which samples (`quality.py`)",
+        "",
+        "Test-split metrics of the model each method trains; selection metrics of the samples it keeps "
+        "as clean. Retention = share of a class's correctly labelled samples kept; τ error = "
+        "noise-rate estimate − true rate. `±` = std over seeds.",
+        "",
+        *phase1_section(p1),
+    ]
+    lines += [
+        "## Phase 2: active label cleaning (`quality.py`)",
+        "",
+        "Noisy labels remaining counts wrong labels in the whole training label vector; relabel "
+        "precision is the share of queried labels that were wrong. GPU runs are neither bit-identical "
+        "to CPU runs nor deterministic, so they get tables of their own.",
+        "",
+        *phase2_section(p2),
+    ]
     lines += ceiling_section(loaded.get("clean_upper_bound", []))
     lines += noise_estimate_section(loaded.get("noise_estimate", []))
     lines += recipe_search_section(loaded.get("recipe_search", []))
@@ -563,7 +854,7 @@ def replace_block(readme: str, block: str) -> str:
     start, end = readme.find(README_BEGIN), readme.find(README_END)
     if start < 0 or end < start or readme.count(README_BEGIN) != 1 or readme.count(README_END) != 1:
         raise ValueError(f"README must hold {README_BEGIN!r} then {README_END!r} once each")
-    return readme[:start] + block + readme[end + len(README_END):]
+    return readme[:start] + block + readme[end + len(README_END) :]
 
 
 def add_run(path: Path, results_dir: Path = RESULTS_DIR) -> list[Path]:
@@ -582,7 +873,9 @@ def add_run(path: Path, results_dir: Path = RESULTS_DIR) -> list[Path]:
         for phase in ("phase1", "phase2"):
             for r in data.get(phase, []):
                 subject = SUBJECTS.get(r["dataset"], r["dataset"].lower())
-                parts.setdefault(subject, {"source": path.name, **base, "phase1": [], "phase2": []})[phase].append(r)
+                parts.setdefault(subject, {"source": path.name, **base, "phase1": [], "phase2": []})[
+                    phase
+                ].append(r)
     elif experiment == "speed":
         parts["cpu" if device_of(data) == "cpu" else "gpu"] = {"source": path.name, **data}
     else:
@@ -590,8 +883,11 @@ def add_run(path: Path, results_dir: Path = RESULTS_DIR) -> list[Path]:
     written = []
     for subject, run in parts.items():
         target = results_dir / f"{experiment}_{subject}.json"
-        canonical = load_json(target) if target.is_file() else {"experiment": experiment, "subject": subject,
-                                                                  "runs": []}
+        canonical = (
+            load_json(target)
+            if target.is_file()
+            else {"experiment": experiment, "subject": subject, "runs": []}
+        )
         canonical["runs"].append(run)
         written.append(write_json(target, canonical))
     if path.resolve() not in {p.resolve() for p in written}:
@@ -601,7 +897,9 @@ def add_run(path: Path, results_dir: Path = RESULTS_DIR) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if RESULTS.md or the README block is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if RESULTS.md or the README block is stale"
+    )
     parser.add_argument("--add", type=Path, nargs="+", default=[], help="fold these script outputs in first")
     args = parser.parse_args(argv)
     for path in args.add:
@@ -610,8 +908,11 @@ def main(argv: list[str] | None = None) -> int:
     results_path, readme_path = BENCH_DIR / "RESULTS.md", REPO_ROOT / "README.md"
     readme = replace_block(readme_path.read_text(), block)
     if args.check:
-        stale = [p.name for p, text in ((results_path, results_md), (readme_path, readme))
-                 if not p.is_file() or p.read_text() != text]
+        stale = [
+            p.name
+            for p, text in ((results_path, results_md), (readme_path, readme))
+            if not p.is_file() or p.read_text() != text
+        ]
         print("stale: " + ", ".join(stale) if stale else "RESULTS.md and the README block are current")
         return 1 if stale else 0
     results_path.write_text(results_md)
