@@ -117,9 +117,14 @@ def runs_of(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load(results_dir: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Experiment name -> [(run label, run)] over every results file, in file then run order."""
+    """Experiment name -> [(run label, run)] over the canonical results files, in file then run order.
+
+    A script's own output (``quality_mytag.json``, ``speed_quick.json``) is left out until ``--add`` folds
+    it in, so a quick run lying in the folder changes nothing; ``noise_estimate.json`` is canonical as
+    written.
+    """
     out: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for path in sorted(results_dir.glob("*.json")):
+    for path in pending(results_dir, include=True):
         data = load_json(path)
         experiment = data.get("experiment") or experiment_of(path)
         for run in runs_of(data):
@@ -137,6 +142,16 @@ def experiment_of(path: Path) -> str:
         if path.stem == name or path.stem.startswith(name + "_"):
             return name
     raise ValueError(f"results file {path.name}: the name must start with one of {EXPERIMENTS}")
+
+
+def pending(results_dir: Path, *, include: bool = False) -> list[Path]:
+    """The results files not yet folded into a canonical file (or, with ``include``, the canonical ones)."""
+    out = []
+    for path in sorted(results_dir.glob("*.json")):
+        canonical = path.stem in EXPERIMENTS or "runs" in load_json(path)
+        if canonical == include:
+            out.append(path)
+    return out
 
 
 def device_of(run: dict[str, Any]) -> str:
@@ -905,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.add:
         print("added to " + ", ".join(p.name for p in add_run(path)))
     results_md, block = render()
+    for path in pending(RESULTS_DIR):
+        print(f"not included until folded in with --add: {path.name}")
     results_path, readme_path = BENCH_DIR / "RESULTS.md", REPO_ROOT / "README.md"
     readme = replace_block(readme_path.read_text(), block)
     if args.check:

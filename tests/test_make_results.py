@@ -89,6 +89,16 @@ def test_a_later_run_replaces_an_earlier_record_with_the_same_key(tmp_path):
     assert [r["test"]["balanced_accuracy"] for r in p1] == [0.7]
 
 
+def test_a_script_output_waits_for_add(tmp_path):
+    """A quick run lying in the results folder does not change RESULTS.md until it is folded in."""
+    canonical = {"experiment": "quality", "runs": [_quality_run("digits-LT", 0, 0.5)]}
+    (tmp_path / "quality_digits.json").write_text(json.dumps(canonical))
+    (tmp_path / "quality_quick.json").write_text(json.dumps(_quality_run("digits-LT", 1, 0.9)))
+    assert [p.name for p in make_results.pending(tmp_path)] == ["quality_quick.json"]
+    p1, _ = make_results.quality_records(make_results.load(tmp_path)["quality"])
+    assert [r["seed"] for r in p1] == [0]
+
+
 def test_results_file_names_follow_the_scheme(tmp_path):
     with pytest.raises(ValueError, match="must start with one of"):
         make_results.experiment_of(tmp_path / "ad_hoc_run.json")
