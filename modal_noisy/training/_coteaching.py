@@ -31,11 +31,13 @@ from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._persistence import CompanionFilesMixin
+from modal_noisy.training._schedule import CosineLR
 from modal_noisy.training._selection import (
     forget_rate_at,
     select_samples,
     split_keep,
 )
+from modal_noisy.training._standardize import InputStandardizer
 from modal_noisy.training._vog import VOG_DTYPES, VoGBuffer, forward_capture, last_layer_grad, record_vog_pass
 
 __all__ = ["CoTeachingClassifier"]
@@ -43,6 +45,13 @@ __all__ = ["CoTeachingClassifier"]
 SELECTIONS: tuple[str, ...] = ("loss", "loss+vog", "loss+random")
 DECISIONS: tuple[str, ...] = ("argmax", "balanced")
 VOG_SOURCES: tuple[str, ...] = ("training", "checkpoint")
+# the rest of recommended_net_kwargs()'s recipe that is not a named parameter (same values)
+_RECIPE_KWARGS: dict[str, Any] = {"optimizer__weight_decay": 1e-4, "iterator_train__shuffle": True}
+# the recipe's callbacks, added unless the user's callbacks already carry these names
+_RECIPE_CALLBACKS: tuple[tuple[str, type], ...] = (
+    ("standardize", InputStandardizer),
+    ("lr_schedule", CosineLR),
+)
 
 
 def _refuse_accelerate(net: NeuralNetClassifier) -> None:
@@ -164,6 +173,14 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         Must be :class:`torch.nn.CrossEntropyLoss` (or a subclass); its ``weight`` and
         ``label_smoothing`` are honoured in the per-sample losses and the VoG gradients.
+    optimizer, lr, batch_size, max_epochs : default AdamW, 1e-3, 64, 40
+        The recipe of :func:`~modal_noisy.training.recommended_net_kwargs` is the estimator's own
+        default: AdamW with ``optimizer__weight_decay=1e-4``, batches of 64, shuffled
+        (``iterator_train__shuffle=True``), and two callbacks, ``"standardize"``
+        (:class:`~modal_noisy.training.InputStandardizer`) and ``"lr_schedule"``
+        (:class:`~modal_noisy.training.CosineLR`), so ``CoTeachingClassifier(SmallCNN,
+        module__n_classes=K)`` trains well as it is. A user callback of the same name replaces the
+        recipe's; ``callbacks__lr_schedule=None`` switches one off.
     forget_rate : float in [0, 1] or "auto", default="auto"
         The assumed noise rate ``τ``. A float reproduces the paper (which sets it to the true rate).
         ``"auto"`` estimates it from the training data alone, see Notes; the estimate is stored in
@@ -184,7 +201,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         with ``selection`` other than ``"loss+vog"``.
     vog_dtype : {"float32", "float16", "float64"}, default="float32"
         Storage type of the VoG ring buffers.
-    class_aware : bool, default=False
+    class_aware : bool, default=True
         Reserve part of every class's likely-clean samples before the paper's rule fills the rest
         of each batch's ``r`` places (see Notes): rare classes are no longer emptied. False is
         faithful to the paper.
@@ -308,6 +325,10 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         *args: Any,
         criterion: Any = nn.CrossEntropyLoss,
         train_split: Any = None,
+        optimizer: Any = torch.optim.AdamW,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        max_epochs: int = 40,
         forget_rate: float | str = "auto",
         num_gradual: int = 10,
         exponent: float = 1.0,
@@ -316,13 +337,25 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         vog_window: int = 5,
         vog_source: str | None = "training",
         vog_dtype: str = "float32",
-        class_aware: bool = False,
+        class_aware: bool = True,
         class_reserve: float = 0.75,
         decision: str = "argmax",
         random_state: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(module, *args, criterion=criterion, train_split=train_split, **kwargs)
+        for key, value in _RECIPE_KWARGS.items():
+            kwargs.setdefault(key, value)
+        super().__init__(
+            module,
+            *args,
+            criterion=criterion,
+            train_split=train_split,
+            optimizer=optimizer,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            **kwargs,
+        )
         self.forget_rate = forget_rate
         self.num_gradual = num_gradual
         self.exponent = exponent
@@ -399,6 +432,16 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         self.run_state_: _RunState | None = None
         self.inference_networks_ = 2
         return self
+
+    def get_default_callbacks(self) -> list[tuple[str, Any]]:
+        """skorch's defaults plus the recipe's ``"standardize"`` and ``"lr_schedule"`` callbacks.
+
+        A user callback of the same name (e.g. from :func:`recommended_net_kwargs`) replaces the
+        recipe's; ``callbacks__standardize=None`` switches one off.
+        """
+        names = {item[0] if isinstance(item, tuple) else type(item).__name__ for item in self.callbacks or ()}
+        recipe = [(name, cls()) for name, cls in _RECIPE_CALLBACKS if name not in names]
+        return [*super().get_default_callbacks(), *recipe]
 
     def initialize_module(self) -> CoTeachingClassifier:
         """Create ``module_`` and ``module2_`` from two different seeds drawn from ``random_state``."""
