@@ -75,7 +75,7 @@ def _cnn_score(
     every (true) label, i.e. the ceiling of the co-teaching methods themselves.
 
     The prior-corrected prediction is ``argmax(log p(y|x) - log prior(y))`` with the class prior of
-    the training labels (:func:`modal_noisy.metrics.prior_corrected_predict`, what
+    the training labels (:func:`modal_noisy.decision.prior_corrected_predict`, what
     ``CoTeachingClassifier(decision="balanced")`` predicts with; post-hoc logit adjustment, Menon et
     al., ICLR 2021): the same trained network, only the decision rule changes, so it costs nothing
     and leaves training untouched.
@@ -83,7 +83,7 @@ def _cnn_score(
     from sklearn.metrics import balanced_accuracy_score
     from skorch import NeuralNetClassifier
 
-    from modal_noisy.metrics import ensemble_prior, label_prior, prior_corrected_predict
+    from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
     from modal_noisy.nets import SmallCNN
     from modal_noisy.training import CoTeachingClassifier, recommended_net_kwargs
 

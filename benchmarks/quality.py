@@ -97,7 +97,8 @@ def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, A
     the probabilities divided by the class prior of ``train_labels`` (the labels the model was fit on;
     a pseudo-count of 1 for a class without any) once per network whose logits the model sums.
     """
-    from modal_noisy.metrics import classification_metrics, ensemble_prior, label_prior
+    from modal_noisy.decision import ensemble_prior, label_prior
+    from modal_noisy.metrics import classification_metrics
 
     probs = model.predict_proba(exp.X_test)
     m = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes)

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{'strategy':<30} {'median s':>9} {'best s':>8}  goal <= 1 s")
     for name, (strategy, kwargs) in cases.items():
+        kwargs = strategies.keywords_for(strategy, **kwargs)  # each takes only its own inputs
         med, best, idx = _time(lambda s=strategy, kw=kwargs: s(None, None, k, **kw), args.repeats)
         if len(np.unique(idx)) != k:
             raise RuntimeError(f"{name} returned duplicates")

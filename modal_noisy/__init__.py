@@ -64,6 +64,8 @@ _EXPORTS: dict[str, str] = {
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",
+    "accepted_keywords": "strategies",
+    "keywords_for": "strategies",
     # cleaning/
     "ActiveLabelCleaner": "cleaning",
     "SimulatedOracle": "cleaning",

@@ -11,6 +11,13 @@ import functools
 import inspect
 import sys
 
+import modAL.batch  # noqa: F401  (imported so that data_vstack is rebound where modAL.batch holds it)
+import modAL.models.base as base
+import modAL.utils.data as data
+import pandas as pd
+from modAL.models import learners
+from sklearn.utils import check_X_y
+
 __all__ = ["APPLIED", "apply"]
 
 #: Names of the fixes that :func:`apply` installed in this process.
@@ -24,9 +31,6 @@ def _fix_check_x_y_force_all_finite() -> bool:
     got an unexpected keyword argument 'force_all_finite'``). The keyword was renamed
     ``ensure_all_finite`` in scikit-learn 1.6. Drop this fix once modAL passes ``ensure_all_finite``.
     """
-    import modAL.models.base as base
-    from sklearn.utils import check_X_y
-
     if "force_all_finite" in inspect.signature(check_X_y).parameters:
         return False
     if getattr(base.check_X_y, "_modal_noisy_fix", False):
@@ -49,8 +53,6 @@ def _fix_bootstrap_init_not_stored() -> bool:
     ``repr`` and ``get_params`` of an ``ActiveLearner`` raise ``AttributeError``. We store the value after
     the original ``__init__``. Drop this fix once modAL sets ``self.bootstrap_init``.
     """
-    from modAL.models import learners
-
     patched = False
     for cls in (learners.ActiveLearner, learners.BayesianOptimizer):
         original = cls.__init__
@@ -84,12 +86,8 @@ def _fix_dataframe_append() -> bool:
     with ``pandas.concat`` and leave every other input type to modAL. Drop this fix once modAL uses
     ``pd.concat``.
     """
-    import pandas as pd
-
     if hasattr(pd.DataFrame, "append"):
         return False
-    import modAL.utils.data as data
-
     original = data.data_vstack
     if getattr(original, "_modal_noisy_fix", False):
         return True
@@ -117,9 +115,6 @@ _FIXES = {
 
 def apply() -> set[str]:
     """Install the fixes the installed versions need (idempotent) and return their names."""
-    import modAL.batch
-    import modAL.models  # noqa: F401
-
     for name, fix in _FIXES.items():
         if fix():
             APPLIED.add(name)

@@ -11,8 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
+from torchvision import transforms
 
 from modal_noisy._validation import check_labels, check_positive_int
 
@@ -92,8 +95,6 @@ class ImageFolderCSV(Dataset):
         extensions: Sequence[str] = (".png", ".jpg", ".jpeg"),
         mode: str | None = "RGB",
     ) -> None:
-        import pandas as pd
-
         csv_file = Path(csv_path).expanduser()
         if not csv_file.is_file():
             raise FileNotFoundError(
@@ -140,8 +141,6 @@ class ImageFolderCSV(Dataset):
         return int(self.labels.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
         index = int(index)
         with Image.open(self.paths[index]) as image:
             image = image.convert(self.mode) if self.mode is not None else image.copy()
@@ -155,14 +154,10 @@ class ImageFolderCSV(Dataset):
 
 
 def _default_transform() -> Callable:
-    from torchvision import transforms
-
     return transforms.ToTensor()
 
 
 def _integer_column(column: object, name: str, csv_file: Path) -> np.ndarray:
-    import pandas as pd
-
     numeric = pd.to_numeric(column, errors="coerce")  # type: ignore[call-overload]
     unparsable = (numeric.isna() & column.notna()).to_numpy()  # type: ignore[attr-defined]
     if unparsable.any():

@@ -5,7 +5,7 @@
 * :func:`mc_dropout_proba` — Monte-Carlo dropout passes for BALD;
 * :func:`penultimate_features` — inputs of the network's final linear layer, for core-set.
 
-All of them leave the global torch RNG as they found it (``torch.random.fork_rng``): a DataLoader
+All of them leave the global torch RNG as they found it (:mod:`modal_noisy._seeding`): a DataLoader
 draws its base seed from it, so a plain ``predict_proba`` would shift the caller's random stream.
 
 Batches come from the net's own ``get_dataset`` / ``get_iterator(training=False)``, so its
@@ -25,6 +25,9 @@ import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
 from torch import nn
+
+from modal_noisy._seeding import forked_rng, torch_seed
+from modal_noisy.nets import final_linear
 
 __all__ = [
     "DROPOUT_TYPES",
@@ -118,25 +121,18 @@ def predict_proba(estimator: object, X: object) -> np.ndarray:
         # shifts the random stream of the caller's next training run
         with (
             preserved_mode(_all_torch_modules(estimator)),
-            torch.random.fork_rng(devices=_cuda_devices(estimator.device)),
+            forked_rng(estimator.device),
         ):
             return np.asarray(estimator.predict_proba(X))
     return np.asarray(estimator.predict_proba(X))
-
-
-def _cuda_devices(device: object) -> list[int]:
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type != "cuda":
-        return []
-    return [dev.index if dev.index is not None else torch.cuda.current_device()]
 
 
 def mc_dropout_proba(net: NeuralNet, X: object, *, n_passes: int, seed: int) -> np.ndarray:
     """Class probabilities of ``n_passes`` stochastic passes with only the dropout layers active.
 
     BatchNorm and every other layer stay in eval mode; each submodule's mode is restored afterwards.
-    The passes run under ``torch.random.fork_rng`` seeded with ``seed``, so the caller's global
-    torch RNG state is unchanged.
+    The passes run under :func:`modal_noisy._seeding.torch_seed` (forked generators seeded with
+    ``seed``), so the caller's global torch RNG state is unchanged.
 
     Returns
     -------
@@ -159,10 +155,9 @@ def mc_dropout_proba(net: NeuralNet, X: object, *, n_passes: int, seed: int) -> 
     chunks: list[np.ndarray] = []
     with (
         preserved_mode(_all_torch_modules(net)),
-        torch.random.fork_rng(devices=_cuda_devices(net.device)),
+        torch_seed(seed, net.device),
         torch.no_grad(),
     ):
-        torch.manual_seed(seed)
         for module in modules:
             module.eval()
         for layer in dropouts:
@@ -182,8 +177,6 @@ def penultimate_features(net: NeuralNet, X: object) -> np.ndarray:
     -------
     ndarray of shape (n_samples, n_features), float32
     """
-    from modal_noisy.nets import final_linear
-
     module = inference_modules(net)[0]
     head = final_linear(module)
     captured: list[np.ndarray] = []
@@ -195,7 +188,7 @@ def penultimate_features(net: NeuralNet, X: object) -> np.ndarray:
     try:
         with (
             preserved_mode(_all_torch_modules(net)),
-            torch.random.fork_rng(devices=_cuda_devices(net.device)),
+            forked_rng(net.device),
             torch.no_grad(),
         ):
             module.eval()

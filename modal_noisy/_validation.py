@@ -18,6 +18,7 @@ __all__ = [
     "check_labels",
     "check_nonnegative",
     "check_positive_int",
+    "check_pred_probs",
     "check_same_length",
 ]
 
@@ -124,3 +125,21 @@ def check_finite_array(X: object, name: str = "X") -> np.ndarray:
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must not contain NaN or infinity (got {n_bad} non-finite values)")
     return arr
+
+
+def check_pred_probs(pred_probs: object, n_classes: int | None = None) -> tuple[np.ndarray, int]:
+    """Return ``(pred_probs as float64, n_classes)`` after checking the shape and finiteness.
+
+    ``pred_probs`` must be 2-D ``(n_samples, n_classes)``; ``n_classes`` defaults to its column count.
+    """
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) (got shape {probs.shape})")
+    if n_classes is None:
+        n_classes = probs.shape[1]
+    n_classes = check_positive_int(n_classes, "n_classes")
+    if probs.shape[1] != n_classes:
+        raise ValueError(f"pred_probs must have n_classes={n_classes} columns (got {probs.shape[1]})")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError("pred_probs must not contain NaN or infinity")
+    return probs, n_classes

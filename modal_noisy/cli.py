@@ -16,8 +16,9 @@ from pathlib import Path
 from modal_noisy import __version__
 from modal_noisy.cleaning import ActiveLabelCleaner, AwaitingExpertAnswers, FileOracle, SimulatedOracle
 from modal_noisy.cleaning.report import CleaningReport
+from modal_noisy.decision import label_prior
 from modal_noisy.experiment import Experiment, RunConfig
-from modal_noisy.metrics import classification_metrics, label_prior
+from modal_noisy.metrics import classification_metrics
 
 __all__ = ["DEMO_CONFIG", "build_parser", "main"]
 
@@ -72,7 +73,10 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool)
     parser.add_argument("--max-epochs", type=int, default=d.max_epochs, help="phase-1 epochs")
     parser.add_argument("--recalibration-epochs", type=int, default=d.recalibration_epochs)
     parser.add_argument("--selection", choices=("loss", "loss+vog", "loss+random"), default=d.selection)
-    parser.add_argument("--class-aware", action="store_true", help="per-class keep quotas in phase 1")
+    parser.add_argument(
+        "--class-aware", action=argparse.BooleanOptionalAction, default=d.class_aware,
+        help="per-class keep quotas in phase 1 (--no-class-aware: one quota over all classes)",
+    )
     parser.add_argument(
         "--forget-rate", type=_forget_rate, default=d.forget_rate, help="'auto' or the assumed noise rate"
     )

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
@@ -105,8 +107,6 @@ def load_digits_long_tailed(
         ``test_indices``: sorted positions of those rows in ``load_digits()``. Rows are in
         ``load_digits`` order.
     """
-    from sklearn.datasets import load_digits
-
     test_size = check_fraction(test_size, "test_size", low_inclusive=False, high_inclusive=False)
     rng = check_random_state(random_state)
     digits = load_digits()
@@ -286,8 +286,6 @@ def load_hmnist_csv(
     HAM10000 has no official split and several images may show the same lesion; use
     :func:`stratified_split` with a fixed seed and compare methods on the same split.
     """
-    import pandas as pd
-
     file = _existing_file(path, HMNIST_SOURCE)
     if n_classes is not None:
         n_classes = check_positive_int(n_classes, "n_classes")

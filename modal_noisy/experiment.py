@@ -25,6 +25,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNetClassifier
 
+from modal_noisy._seeding import torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
 from modal_noisy.cleaning import ActiveLabelCleaner
 from modal_noisy.cleaning.loop import CLEANER_SETTINGS
@@ -86,7 +87,7 @@ recalibrate, recalibrate_from
     imbalance_ratio: float = 10.0
     max_epochs: int = 40
     selection: str = "loss+vog"
-    class_aware: bool = False
+    class_aware: bool = True
     forget_rate: float | str = "auto"
     decision: str = "argmax"
     device: str = "cpu"
@@ -352,7 +353,7 @@ def build_coteaching(
     max_epochs: int = 40,
     selection: str = "loss+vog",
     forget_rate: float | str = "auto",
-    class_aware: bool = False,
+    class_aware: bool = True,
     device: str = "cpu",
     random_state: int = 0,
     recipe: dict[str, Any] | None = None,
@@ -408,15 +409,14 @@ def _recipe(experiment: Experiment, recipe: dict[str, Any] | None) -> dict[str, 
 
 
 class _Seeded:
-    """Fit a skorch net under ``torch.random.fork_rng`` seeded with ``random_state``."""
+    """Fit a skorch net under torch generators forked and seeded with ``random_state``."""
 
     def __init__(self, net, random_state: int) -> None:
         self.net = net
         self.random_state = random_state
 
     def fit(self, X, y):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)
+        with torch_seed(self.random_state, self.net.device, name="random_state"):
             self.net.fit(X, y)
         return self
 

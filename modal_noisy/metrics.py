@@ -1,13 +1,11 @@
 """Metrics of label cleaning and classification.
 
-A leaf module: it uses numpy and scikit-learn only, never the training, strategy or cleaning code, so
-every layer can use it. The cleaning report that tabulates these metrics per round lives in
-:mod:`modal_noisy.cleaning.report`.
+A leaf module: beside numpy and scikit-learn it uses only the decision rule
+(:mod:`modal_noisy.decision`), never the training, strategy or cleaning code, so every layer can use it.
+The cleaning report that tabulates these metrics per round lives in :mod:`modal_noisy.cleaning.report`.
 
 - :func:`classification_metrics` — balanced accuracy, macro-F1, one-vs-rest AUROC, MCC, per-class
   recall, accuracy of a model's predicted probabilities.
-- :func:`prior_corrected_predict` — the decision that maximises balanced accuracy: divide the
-  predicted probabilities by the training class prior (:func:`label_prior`) before the arg-max.
 - :func:`selection_metrics` — how good a "clean set" is: precision, recall and per-class clean
   retention (does the selection keep the rare classes?).
 - :func:`relabel_precision` — the share of queried labels that were wrong (budget well spent).
@@ -21,13 +19,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from modal_noisy._validation import check_labels, check_positive_int, check_same_length
+from modal_noisy._validation import check_labels, check_positive_int, check_pred_probs, check_same_length
+from modal_noisy.decision import prior_corrected_predict
 
 __all__ = [
     "classification_metrics",
-    "ensemble_prior",
-    "label_prior",
-    "prior_corrected_predict",
     "relabel_precision",
     "selection_metrics",
 ]
@@ -48,115 +44,6 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else math.nan
 
 
-def _check_probs(pred_probs: object, n_classes: int | None) -> tuple[np.ndarray, int]:
-    probs = np.asarray(pred_probs, dtype=np.float64)
-    if probs.ndim != 2:
-        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) (got shape {probs.shape})")
-    if n_classes is None:
-        n_classes = probs.shape[1]
-    n_classes = check_positive_int(n_classes, "n_classes")
-    if probs.shape[1] != n_classes:
-        raise ValueError(f"pred_probs must have n_classes={n_classes} columns (got {probs.shape[1]})")
-    if not np.all(np.isfinite(probs)):
-        raise ValueError("pred_probs must not contain NaN or infinity")
-    return probs, n_classes
-
-
-def _check_prior(class_prior: object, n_classes: int) -> np.ndarray:
-    prior = np.asarray(class_prior, dtype=np.float64)
-    if prior.shape != (n_classes,):
-        raise ValueError(
-            f"class_prior must have one entry per class, shape ({n_classes},) (got shape {prior.shape})"
-        )
-    if not (np.all(np.isfinite(prior)) and np.all(prior > 0)):
-        raise ValueError(f"class_prior must be finite and > 0 for every class (got {prior.tolist()})")
-    return prior / prior.sum()
-
-
-def label_prior(labels: object, n_classes: int) -> np.ndarray:
-    """Class frequencies of ``labels``, with a pseudo-count of 1 for a class that has none.
-
-    The prior :func:`prior_corrected_predict` and ``CoTeachingClassifier(decision="balanced")`` divide
-    by; the pseudo-count keeps every entry > 0, so a class absent from the training labels is still
-    predictable.
-
-    Parameters
-    ----------
-    labels : array-like of int, shape (n_samples,)
-        Training labels in ``[0, n_classes)``.
-    n_classes : int
-        Number of classes.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_classes,)
-        Sums to 1.
-    """
-    n_classes = check_positive_int(n_classes, "n_classes")
-    counts = np.bincount(check_labels(labels, "labels", n_classes=n_classes), minlength=n_classes)
-    counts = counts.astype(np.float64)
-    counts[counts == 0] = 1.0
-    return counts / counts.sum()
-
-
-def ensemble_prior(class_prior: object, n_networks: int = 1) -> np.ndarray:
-    """The prior to divide out of the softmax of ``n_networks`` networks' summed logits.
-
-    Each network's softmax is a posterior that carries the training prior; the softmax of their
-    summed logits is proportional to the product of those posteriors, so it carries the prior
-    ``n_networks`` times. Dividing by ``class_prior ** n_networks`` (normalised) takes it out once per
-    network; dividing once leaves half of it in a pair (HAM10000 8×8, co-teaching pair on clean
-    labels: balanced accuracy 0.47 against 0.39, ``benchmarks/README.md``).
-
-    Parameters
-    ----------
-    class_prior : array-like of shape (n_classes,)
-        Class frequencies of the training labels (every entry > 0), e.g. :func:`label_prior`.
-    n_networks : int, default=1
-        Number of networks whose logits are summed before the softmax.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_classes,)
-        Sums to 1.
-    """
-    n_networks = check_positive_int(n_networks, "n_networks")
-    prior = np.asarray(class_prior, dtype=np.float64)
-    if prior.ndim != 1:
-        raise ValueError(f"class_prior must have shape (n_classes,) (got shape {prior.shape})")
-    powered = _check_prior(prior, len(prior)) ** n_networks
-    return powered / powered.sum()
-
-
-def prior_corrected_predict(pred_probs: object, class_prior: object) -> np.ndarray:
-    """Predicted classes ``argmax_k p(k | x) / prior(k)``: the balanced-accuracy decision.
-
-    A network trained with cross-entropy on imbalanced labels estimates ``p(k | x)`` under the
-    training prior, so its arg-max favours the majority classes. Dividing by the prior
-    (post-hoc logit adjustment, Menon et al., ICLR 2021) gives the Bayes-optimal decision for the
-    *balanced* error, the mean of the per-class error rates. It changes decisions only, not the
-    probabilities (which active-learning scores and cleanlab should keep receiving).
-
-    Parameters
-    ----------
-    pred_probs : array-like of shape (n_samples, n_classes)
-        Predicted probabilities (finite, non-negative).
-    class_prior : array-like of shape (n_classes,)
-        Class frequencies of the training labels (normalised here; every entry > 0).
-
-    Returns
-    -------
-    ndarray of int64, shape (n_samples,)
-    """
-    probs, n_classes = _check_probs(pred_probs, None)
-    if np.any(probs < 0):
-        raise ValueError("pred_probs must be >= 0 (got a negative value)")
-    prior = _check_prior(class_prior, n_classes)
-    with np.errstate(divide="ignore"):
-        scores = np.log(probs) - np.log(prior)
-    return scores.argmax(axis=1).astype(np.int64)
-
-
 def classification_metrics(
     y_true: object,
     pred_probs: object,
@@ -175,8 +62,8 @@ def classification_metrics(
     n_classes : int, optional
         Number of classes; default ``pred_probs.shape[1]``.
     class_prior : array-like of shape (n_classes,), optional
-        When given, the prediction is :func:`prior_corrected_predict` (the balanced-accuracy
-        decision) instead of the arg-max, and ``pred_probs`` must then be non-negative
+        When given, the prediction is :func:`modal_noisy.decision.prior_corrected_predict` (the
+        balanced-accuracy decision) instead of the arg-max, and ``pred_probs`` must then be non-negative
         probabilities; AUROC is unaffected.
 
     Returns
@@ -189,7 +76,7 @@ def classification_metrics(
         correlation, 0 when undefined); ``per_class_recall`` (list, NaN for classes absent from
         ``y_true``). All plain Python floats.
     """
-    probs, n_classes = _check_probs(pred_probs, n_classes)
+    probs, n_classes = check_pred_probs(pred_probs, n_classes)
     y = check_labels(y_true, "y_true", n_classes=n_classes)
     check_same_length(y, probs, "y_true", "pred_probs")
     if y.size == 0:

@@ -25,16 +25,15 @@ and loads a state dict only from a local path the user gives.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from modal_noisy._seeding import torch_seed
 from modal_noisy._validation import check_fraction, check_nonnegative, check_positive_int
 
 __all__ = [
@@ -50,25 +49,9 @@ __all__ = [
 #: Names accepted by :func:`make_backbone`.
 BACKBONES: tuple[str, ...] = ("resnet18", "mobilenet_v2")
 
-# Stages of SmallCNN pool 2×2 only while the map is at least this wide, so an 8×8 input keeps a 4×4 map
-# (a 2-conv net that pooled most of an 8×8 map away reached 0.33–0.70 balanced accuracy on
-# digits-LT; SmallCNN reaches 0.97).
+# Stages of SmallCNN pool 2×2 only while the map is at least this wide, so an 8×8 input keeps a 4×4 map:
+# pooling a tiny map down to a pixel or two throws away the spatial detail its classes differ by.
 _MIN_POOL_SIZE = 8
-
-
-@contextlib.contextmanager
-def _seeded(random_state: int | None) -> Iterator[None]:
-    """Run the block under a private torch seed; the caller's global RNG state is restored after."""
-    if random_state is None:
-        yield
-        return
-    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(f"random_state must be an int or None (got {random_state!r})")
-    # parameters are created on the CPU: fork and seed only the CPU generator (torch.manual_seed
-    # would also seed every CUDA device, outside the fork)
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(int(random_state))
-        yield
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -207,8 +190,8 @@ class SmallCNN(_InputStandardization):
     local_contrast : float, default=0.0
         Standard deviation in pixels of the Gaussian blur subtracted from the standardised input
         (:meth:`prepare_input`); 0 turns the filter off. For fundus photographs use about a
-        fourteenth of the side (2 at 28×28: RetinaMNIST's clean-label balanced accuracy rose
-        from 0.37 to 0.41; see ``benchmarks/README.md``).
+        fourteenth of the side (2 at 28×28): the filter removes slowly varying illumination, which
+        carries no class information there (its measured effect: ``benchmarks/README.md``).
     random_state : int or None, default=None
         Seed for the parameter initialisation (global torch RNG forked, not reseeded).
 
@@ -239,7 +222,7 @@ class SmallCNN(_InputStandardization):
         check_positive_int(width, "width")
         check_fraction(dropout, "dropout", high_inclusive=False)
         self._init_input_stats(in_channels, local_contrast)
-        with _seeded(random_state):
+        with torch_seed(random_state, name="random_state"):  # parameters are created on the CPU
             self.stages = nn.ModuleList(
                 [
                     nn.Sequential(_conv_bn_relu(c_in, c_out), _conv_bn_relu(c_out, c_out))
@@ -371,6 +354,8 @@ def make_backbone(
     FileNotFoundError
         ``weights_path`` does not exist.
     """
+    # torchvision costs seconds to import and only the backbones need it: SmallCNN (and so phase 1
+    # on small images) stays usable without loading it
     from torchvision import models
 
     if name not in BACKBONES:
@@ -381,7 +366,7 @@ def make_backbone(
     local_contrast = check_nonnegative(local_contrast, "local_contrast")
     state = _load_state_dict(weights_path) if weights_path is not None else None
 
-    with _seeded(random_state):
+    with torch_seed(random_state, name="random_state"):  # parameters are created on the CPU
         body = getattr(models, name)(weights=None)
         conv_name = _first_conv_name(name)
         parent_name, _, attr = conv_name.rpartition(".")

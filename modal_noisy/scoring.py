@@ -24,6 +24,7 @@ Selectors: :func:`top_k` (the k best scores, ties broken by a seeded generator) 
 from __future__ import annotations
 
 import numpy as np
+from cleanlab.rank import get_label_quality_scores
 from sklearn.utils import check_random_state
 
 from modal_noisy._validation import check_choice, check_fraction, check_labels, check_positive_int
@@ -281,8 +282,6 @@ def label_quality_scores(
     ndarray of shape (n_samples,)
         Scores in ``[0, 1]``.
     """
-    from cleanlab.rank import get_label_quality_scores
-
     check_choice(method, "method", LABEL_QUALITY_METHODS)
     p = _check_pred_probs(pred_probs)
     y = _check_labels_for(p, labels)
@@ -319,10 +318,11 @@ def vog_noisy_scores(loss: object, vog: object, *, mix_ratio: float = 0.5) -> np
     Agarwal et al. 2022). This is the mirror image of phase 1's clean selection, which keeps small
     loss and small VoG.
 
-    The direction is empirical: on digits (10× long-tailed, 40% noise) the last-layer VoG of a CNN
-    was 1.5× higher for mislabelled samples, but for a linear softmax model (fixed features, so VoG
-    only tracks the changing ``p_y``) it was the correctly labelled samples, still being learned,
-    that had the higher VoG. Use a network's VoG here.
+    The direction is empirical: on long-tailed digits with label noise the last-layer VoG of a CNN
+    is higher for mislabelled samples (``tests/test_query_enrichment.py`` checks it), but for a
+    linear softmax model (fixed features, so VoG only tracks the changing ``p_y``) it is the
+    correctly labelled samples, still being learned, that have the higher VoG. Use a network's VoG
+    here.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
-"""modAL query strategies: a scorer from :mod:`modal_noisy.scoring` plus a selector.
+"""modAL query strategies: a scorer from :mod:`modal_noisy.scoring` plus a selector, built by one factory.
 
 Every strategy follows one contract (DESIGN.md §2)::
 
-    strategy(classifier, X_pool, n_instances=1, *, labels=None, random_state=None, **kwargs)
+    strategy(classifier, X_pool, n_instances=1, *, labels=None, <its own options>, random_state=None)
         -> ndarray of n_instances distinct int positions into X_pool, most informative first
 
 so it plugs into modAL directly::
@@ -13,13 +13,14 @@ so it plugs into modAL directly::
 * ``classifier`` — a modAL learner (its ``estimator`` is used) or the estimator itself: a skorch
   net (``CoTeachingClassifier`` included) or any scikit-learn classifier with ``predict_proba``.
 * ``labels`` — the pool's current (possibly wrong) labels; loss, VoG and cleanlab strategies need them
-  and raise ``ValueError`` without them. The others ignore them.
+  and raise ``ValueError`` without them. The others accept and ignore them, so one call fits all.
 * Ties are broken by a generator from ``random_state`` (scikit-learn convention), so a fixed seed
   gives the same answer. ``n_instances`` larger than the pool is an error, never a silent truncation.
 * Precomputed inputs skip the model: ``pred_probs=`` (probabilities of the pool), ``vog=``,
   ``mc_pred_probs=`` (BALD), ``features=`` (core-set). With one of them ``X_pool`` may be ``None``.
-  Every strategy accepts (and ignores) the keywords that only another strategy uses, so one set of
-  keywords can be passed to any of them; any other keyword is a ``TypeError``.
+* Each strategy takes only its own options (its signature lists them); any other keyword is a
+  ``TypeError`` naming it, so a misspelt option never passes silently. A caller holding one set of
+  keywords for whichever strategy runs passes :func:`keywords_for` ``(strategy, **kwargs)``.
 
 Model inference is batched, runs under ``torch.no_grad()`` in eval mode and restores every
 submodule's train/eval mode afterwards, even on error (:mod:`modal_noisy._inference`).
@@ -30,23 +31,29 @@ submodule's train/eval mode afterwards, even on error (:mod:`modal_noisy._infere
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from modAL.models.base import BaseLearner
 from sklearn.utils import check_random_state
 
 from modal_noisy import scoring
+from modal_noisy._inference import is_skorch_net, mc_dropout_proba, penultimate_features, predict_proba
 from modal_noisy._validation import check_choice, check_labels, check_positive_int
 
 __all__ = [
     "STRATEGIES",
+    "accepted_keywords",
     "bald_query",
     "class_balanced",
     "cleanlab_query",
     "coreset_query",
     "entropy_query",
     "get_strategy",
+    "keywords_for",
     "least_confidence_query",
     "loss_noisy_query",
     "margin_query",
@@ -57,24 +64,67 @@ __all__ = [
 RandomState = int | np.random.RandomState | None
 Strategy = Callable[..., np.ndarray]
 
-# Keywords some strategy uses; every strategy accepts them so a caller can pass one set to any.
-_SHARED_KWARGS = frozenset(
-    {
-        "pred_probs",
-        "vog",
-        "pool_indices",
-        "mix_ratio",
-        "method",
-        "mc_pred_probs",
-        "n_passes",
-        "features",
-        "X_labelled",
-        "labelled_features",
-        "chunk_elements",
-    }
-)
 # Keywords holding one entry per pool sample (class_balanced hands each class its slice).
 _PER_SAMPLE_KWARGS = ("labels", "pred_probs", "vog", "pool_indices", "features")
+
+# Every option a built-in strategy may take: its default and its numpydoc entry, written once.
+_OPTIONS: dict[str, tuple[Any, str]] = {
+    "method": (
+        "self_confidence",
+        'method : {"self_confidence", "normalized_margin"}, default="self_confidence"\n'
+        "    cleanlab's scoring method.",
+    ),
+    "vog": (
+        None,
+        "vog : array-like of shape (n_pool,), optional\n"
+        "    VoG of the pool samples. Without it, ``estimator.vog_[pool_indices]`` is used, or\n"
+        "    ``estimator.vog_`` itself when the pool is the whole training set (same length).",
+    ),
+    "pool_indices": (
+        None,
+        "pool_indices : array-like of int, shape (n_pool,), optional\n"
+        "    Positions of the pool samples in the estimator's training set.",
+    ),
+    "mix_ratio": (
+        0.5,
+        "mix_ratio : float in [0, 1], default=0.5\n"
+        "    Weight of VoG against loss (0 = loss only, 1 = VoG only).",
+    ),
+    "n_passes": (
+        20,
+        "n_passes : int, default=20\n    Stochastic passes (>= 2).",
+    ),
+    "mc_pred_probs": (
+        None,
+        "mc_pred_probs : array-like of shape (n_passes, n_pool, n_classes), optional\n"
+        "    Precomputed MC-dropout probabilities (the model is then not called).",
+    ),
+    "features": (
+        None,
+        "features : array-like of shape (n_pool, n_features), optional\n    Precomputed pool features.",
+    ),
+    "X_labelled": (
+        None,
+        "X_labelled : array-like, optional\n"
+        "    Already-labelled samples; their features count as centres chosen beforehand, so the picks\n"
+        "    cover what is not yet covered. (Not taken from the learner's ``X_training`` by default: in\n"
+        "    label cleaning the pool is part of the training set.)",
+    ),
+    "labelled_features": (
+        None,
+        "labelled_features : array-like of shape (n_labelled, n_features), optional\n"
+        "    Precomputed features of the labelled samples (instead of ``X_labelled``).",
+    ),
+    "chunk_elements": (
+        1 << 22,
+        "chunk_elements : int, default=2**22\n    Bound on temporary distance blocks.",
+    ),
+    "pred_probs": (
+        None,
+        "pred_probs : array-like of shape (n_pool, n_classes), optional\n"
+        "    Precomputed probabilities of the pool (the model is then not called).",
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,15 +134,7 @@ _PER_SAMPLE_KWARGS = ("labels", "pred_probs", "vog", "pool_indices", "features")
 
 def _estimator(classifier: object) -> object:
     """The model behind a modAL learner (modAL passes the learner itself), else ``classifier``."""
-    from modAL.models.base import BaseLearner
-
     return classifier.estimator if isinstance(classifier, BaseLearner) else classifier
-
-
-def _reject_unknown(name: str, kwargs: dict[str, Any]) -> None:
-    unknown = sorted(set(kwargs) - _SHARED_KWARGS)
-    if unknown:
-        raise TypeError(f"{name}() got an unexpected keyword argument {unknown[0]!r}")
 
 
 def _length(X: object) -> int:
@@ -142,232 +184,203 @@ def _pred_probs(estimator: object, X_pool: object, n_pool: int, pred_probs: obje
     if pred_probs is None:
         if X_pool is None:
             raise ValueError("X_pool is None; pass the pool or pred_probs=")
-        from modal_noisy._inference import predict_proba
-
         pred_probs = predict_proba(estimator, X_pool)
     p = np.asarray(pred_probs)
     _check_length(p, n_pool, "pred_probs")
     return p
 
 
-def _select(scores: np.ndarray, k: int, largest: bool, rng: np.random.RandomState) -> np.ndarray:
-    return scoring.top_k(scores, k, largest=largest, random_state=rng)
+def accepted_keywords(strategy: Strategy) -> frozenset[str] | None:
+    """The keywords ``strategy`` takes after ``(classifier, X_pool, n_instances)``.
 
-
-# --------------------------------------------------------------------------------------------------
-# strategies
-# --------------------------------------------------------------------------------------------------
-
-
-def random_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Uniformly random positions (the baseline every strategy must beat). The model is not used.
-
-    Parameters
-    ----------
-    classifier : modAL learner or estimator
-        Not used; part of the modAL signature.
-    X_pool : array-like or None
-        The pool (only its length is used). ``None`` needs ``pred_probs=`` or another per-sample
-        keyword to give the pool size.
-    n_instances : int, default=1
-    labels : ignored
-    random_state : int, RandomState or None
+    Read from its signature, so it answers for the built-in strategies, for ``functools.partial``
+    of them, for :func:`class_balanced` wrappers and for your own strategies alike.
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    frozenset of str or None
+        ``None`` when the strategy takes ``**kwargs`` (any keyword), or has no readable signature.
     """
-    _reject_unknown("random_query", kwargs)
-    sizes = {name: kwargs.get(name) for name in ("pred_probs", "vog", "features")}
-    n_pool = _pool_size(X_pool, labels=labels, **sizes)
-    k = _check_n_instances(n_instances, n_pool)
-    rng = check_random_state(random_state)
-    return rng.choice(n_pool, size=k, replace=False).astype(np.int64)
+    try:
+        params = list(inspect.signature(strategy).parameters.values())
+    except (TypeError, ValueError):  # a callable without a signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    leading = [p for p in params if p.kind in positional][:3]
+    return frozenset(p.name for p in params if p not in leading and p.kind is not p.VAR_POSITIONAL)
 
 
-def _uncertainty_query(
+def keywords_for(strategy: Strategy, **kwargs: Any) -> dict[str, Any]:
+    """The subset of ``kwargs`` that ``strategy`` takes (all of them when it takes ``**kwargs``).
+
+    For a caller that holds one set of keywords for whichever strategy a user chose, e.g. the
+    cleaner's ``pool_indices`` that only :func:`vog_noisy_query` uses::
+
+        strategy(est, X_pool, k, labels=y_pool, **keywords_for(strategy, pool_indices=pool))
+    """
+    accepted = accepted_keywords(strategy)
+    if accepted is None:
+        return dict(kwargs)
+    return {name: value for name, value in kwargs.items() if name in accepted}
+
+
+# --------------------------------------------------------------------------------------------------
+# the factory
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """What a scorer sees: the model, the pool, its checked labels, the generator and the options."""
+
+    estimator: object
+    X: object
+    size: int
+    labels: np.ndarray | None
+    rng: np.random.RandomState
+    options: Mapping[str, Any]
+
+    def pred_probs(self) -> np.ndarray:
+        """The pool's probabilities: ``pred_probs=`` when given, else the model's prediction."""
+        return _pred_probs(self.estimator, self.X, self.size, self.options.get("pred_probs"))
+
+
+def _signature(options: tuple[str, ...]) -> inspect.Signature:
+    P = inspect.Parameter
+    params = [
+        P("classifier", P.POSITIONAL_OR_KEYWORD),
+        P("X_pool", P.POSITIONAL_OR_KEYWORD),
+        P("n_instances", P.POSITIONAL_OR_KEYWORD, default=1),
+        P("labels", P.KEYWORD_ONLY, default=None),
+        *(P(name, P.KEYWORD_ONLY, default=_OPTIONS[name][0]) for name in options),
+        P("random_state", P.KEYWORD_ONLY, default=None),
+    ]
+    return inspect.Signature(params, return_annotation=np.ndarray)
+
+
+def _docstring(
+    summary: str,
+    details: str,
+    *,
+    classifier_doc: str,
+    needs_labels: bool,
+    options: tuple[str, ...],
+    size_from: tuple[str, ...],
+    random_state_doc: str,
+    x_pool_doc: str | None,
+) -> str:
+    # the inputs that stand in for the model (labels or vog give the pool size, not a prediction)
+    precomputed = [name for name in size_from if name in ("pred_probs", "mc_pred_probs", "features")]
+    x_pool = x_pool_doc or "The pool."
+    if precomputed and x_pool_doc is None:
+        x_pool = f"The pool; may be ``None`` when ``{'=`` or ``'.join(precomputed)}=`` is given."
+    labels = (
+        "labels : array-like of shape (n_pool,)\n    Required: the pool's current labels."
+        if needs_labels
+        else "labels : ignored\n    Accepted so that one call fits every strategy."
+    )
+    raises = "``n_instances`` larger than the pool"
+    if needs_labels:
+        raises += ", ``labels`` missing"
+    parts = [
+        f"classifier : {classifier_doc}",
+        f"X_pool : array-like or None\n    {x_pool}",
+        "n_instances : int, default=1\n    Number of distinct positions to return (at most the pool size).",
+        labels,
+        *(_OPTIONS[name][1] for name in options),
+        f"random_state : int, RandomState or None\n    {random_state_doc}",
+    ]
+    params = "\n".join(parts).replace("\n", "\n    ")
+    body = f"{summary}\n\n    {details}\n\n" if details else f"{summary}\n\n"
+    return (
+        f"{body}    Parameters\n    ----------\n    {params}\n\n"
+        "    Returns\n    -------\n    ndarray of shape (n_instances,), int64\n"
+        "        Distinct positions into ``X_pool``, most informative first.\n\n"
+        "    Raises\n    ------\n    TypeError\n        A keyword this strategy does not take.\n"
+        f"    ValueError\n        {raises}, or an input of the wrong length.\n"
+    )
+
+
+def _make_strategy(
     name: str,
-    scorer: Callable[[np.ndarray], np.ndarray],
-    largest: bool,
-    classifier: object,
-    X_pool: object,
-    n_instances: int,
-    random_state: RandomState,
-    pred_probs: object,
-    kwargs: dict[str, Any],
-) -> np.ndarray:
-    _reject_unknown(name, kwargs)
-    n_pool = _pool_size(X_pool, pred_probs=pred_probs)
-    k = _check_n_instances(n_instances, n_pool)
-    rng = check_random_state(random_state)
-    p = _pred_probs(_estimator(classifier), X_pool, n_pool, pred_probs)
-    return _select(scorer(p), k, largest, rng)
-
-
-def entropy_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
     *,
-    labels: object = None,
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Highest predictive entropy first (:func:`modal_noisy.scoring.entropy_scores`).
+    scorer: Callable[[_Pool], np.ndarray] | None = None,
+    largest: bool = True,
+    select: Callable[[_Pool, int], np.ndarray] | None = None,
+    needs_labels: bool,
+    options: tuple[str, ...] = (),
+    size_from: tuple[str, ...] = (),
+    summary: str,
+    details: str = "",
+    classifier_doc: str = "modAL learner or estimator with ``predict_proba``",
+    random_state_doc: str = "Tie breaking.",
+    x_pool_doc: str | None = None,
+) -> Strategy:
+    """Build a query strategy that follows the contract of this module.
 
-    Parameters
-    ----------
-    classifier : modAL learner or estimator with ``predict_proba``
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``pred_probs`` is given.
-    n_instances : int, default=1
-    labels : ignored
-    pred_probs : array-like of shape (n_pool, n_classes), optional
-        Precomputed probabilities of the pool (the model is then not called).
-    random_state : int, RandomState or None
-        Tie breaking.
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
+    The strategy rejects keywords outside ``options``, sizes the pool from ``X_pool`` (or the first
+    of ``size_from`` given), checks ``n_instances`` and, when ``needs_labels``, the labels; then either
+    ranks ``scorer``'s scores (``largest`` first, ties broken by ``random_state``) or lets ``select``
+    pick the positions itself.
     """
-    return _uncertainty_query(
-        "entropy_query", scoring.entropy_scores, True,
-        classifier, X_pool, n_instances, random_state, pred_probs, kwargs,
-    )  # fmt: skip
+    if (scorer is None) == (select is None):
+        raise TypeError("give a scorer or a selector, not both")
+    allowed = frozenset(options)
+    accepted = ", ".join(f"{kw}=" for kw in ("labels", *options, "random_state"))
+
+    def strategy(
+        classifier: object,
+        X_pool: object,
+        n_instances: int = 1,
+        *,
+        labels: object = None,
+        random_state: RandomState = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            what = "unexpected keyword arguments" if len(unknown) > 1 else "an unexpected keyword argument"
+            raise TypeError(f"{name}() got {what} {', '.join(map(repr, unknown))} (it takes {accepted})")
+        values = {option: kwargs.get(option, _OPTIONS[option][0]) for option in options}
+        sizes = {key: labels if key == "labels" else values[key] for key in size_from}
+        n_pool = _pool_size(X_pool, **sizes)
+        k = _check_n_instances(n_instances, n_pool)
+        y = _require_labels(labels, n_pool, name) if needs_labels else None
+        rng = check_random_state(random_state)
+        pool = _Pool(_estimator(classifier), X_pool, n_pool, y, rng, values)
+        if select is not None:
+            return select(pool, k)
+        return scoring.top_k(scorer(pool), k, largest=largest, random_state=rng)  # type: ignore[misc]
+
+    strategy.__name__ = strategy.__qualname__ = name
+    strategy.__signature__ = _signature(options)  # type: ignore[attr-defined]
+    strategy.__doc__ = _docstring(
+        summary,
+        details,
+        classifier_doc=classifier_doc,
+        needs_labels=needs_labels,
+        options=options,
+        size_from=size_from,
+        random_state_doc=random_state_doc,
+        x_pool_doc=x_pool_doc,
+    )
+    return strategy
 
 
-def margin_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Smallest margin between the top two classes first (:func:`modal_noisy.scoring.margin_scores`).
-
-    Parameters are those of :func:`entropy_query`.
-    """
-    return _uncertainty_query(
-        "margin_query", scoring.margin_scores, False,
-        classifier, X_pool, n_instances, random_state, pred_probs, kwargs,
-    )  # fmt: skip
+# --------------------------------------------------------------------------------------------------
+# scorers and selectors of the nine strategies
+# --------------------------------------------------------------------------------------------------
 
 
-def least_confidence_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Lowest top-class probability first (:func:`modal_noisy.scoring.least_confidence_scores`).
-
-    Parameters are those of :func:`entropy_query`.
-    """
-    return _uncertainty_query(
-        "least_confidence_query", scoring.least_confidence_scores, True,
-        classifier, X_pool, n_instances, random_state, pred_probs, kwargs,
-    )  # fmt: skip
+def _random_picks(pool: _Pool, k: int) -> np.ndarray:
+    return pool.rng.choice(pool.size, size=k, replace=False).astype(np.int64)
 
 
-def loss_noisy_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Largest loss of the given label first: the samples most likely mislabelled by the loss alone.
-
-    Scores are :func:`modal_noisy.scoring.loss_scores` (``-log p[label]``).
-
-    Parameters
-    ----------
-    classifier : modAL learner or estimator with ``predict_proba``
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``pred_probs`` is given.
-    n_instances : int, default=1
-    labels : array-like of shape (n_pool,)
-        Required: the pool's current labels.
-    pred_probs : array-like of shape (n_pool, n_classes), optional
-        Precomputed probabilities of the pool.
-    random_state : int, RandomState or None
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
-    """
-    _reject_unknown("loss_noisy_query", kwargs)
-    n_pool = _pool_size(X_pool, pred_probs=pred_probs, labels=labels)
-    k = _check_n_instances(n_instances, n_pool)
-    y = _require_labels(labels, n_pool, "loss_noisy_query")
-    rng = check_random_state(random_state)
-    p = _pred_probs(_estimator(classifier), X_pool, n_pool, pred_probs)
-    return _select(scoring.loss_scores(p, y), k, True, rng)
-
-
-def cleanlab_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    method: str = "self_confidence",
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Lowest cleanlab label-quality score first (:func:`modal_noisy.scoring.label_quality_scores`).
-
-    With ``method="self_confidence"`` the score is ``p[label]``, a monotone function of the loss
-    ``-log p[label]``, so this query picks what :func:`loss_noisy_query` picks, in the same order;
-    ``"normalized_margin"`` (``p[label]`` minus the largest other probability) ranks differently.
-
-    Parameters
-    ----------
-    classifier : modAL learner or estimator with ``predict_proba``
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``pred_probs`` is given.
-    n_instances : int, default=1
-    labels : array-like of shape (n_pool,)
-        Required: the pool's current labels.
-    method : {"self_confidence", "normalized_margin"}, default="self_confidence"
-        cleanlab's scoring method.
-    pred_probs : array-like of shape (n_pool, n_classes), optional
-        Precomputed probabilities (cleanlab ranks best with out-of-sample ones).
-    random_state : int, RandomState or None
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
-    """
-    _reject_unknown("cleanlab_query", kwargs)
-    check_choice(method, "method", scoring.LABEL_QUALITY_METHODS)
-    n_pool = _pool_size(X_pool, pred_probs=pred_probs, labels=labels)
-    k = _check_n_instances(n_instances, n_pool)
-    y = _require_labels(labels, n_pool, "cleanlab_query")
-    rng = check_random_state(random_state)
-    p = _pred_probs(_estimator(classifier), X_pool, n_pool, pred_probs)
-    return _select(scoring.label_quality_scores(p, y, method=method), k, False, rng)
+def _label_quality(pool: _Pool) -> np.ndarray:
+    method = check_choice(pool.options["method"], "method", scoring.LABEL_QUALITY_METHODS)
+    return scoring.label_quality_scores(pool.pred_probs(), pool.labels, method=method)
 
 
 def _resolve_vog(estimator: object, n_pool: int, vog: object, pool_indices: object) -> np.ndarray:
@@ -389,8 +402,9 @@ def _resolve_vog(estimator: object, n_pool: int, vog: object, pool_indices: obje
     if pool_indices is not None:
         idx = np.asarray(pool_indices)
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"pool_indices must be a 1-D array of integers (got {idx.dtype}, "
-                             f"shape {idx.shape})")
+            raise ValueError(
+                f"pool_indices must be a 1-D array of integers (got {idx.dtype}, shape {idx.shape})"
+            )
         _check_length(idx, n_pool, "pool_indices")
         if idx.size and (idx.min() < 0 or idx.max() >= len(fitted)):
             raise ValueError(
@@ -406,194 +420,179 @@ def _resolve_vog(estimator: object, n_pool: int, vog: object, pool_indices: obje
     )
 
 
-def vog_noisy_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    vog: object = None,
-    pool_indices: object = None,
-    mix_ratio: float = 0.5,
-    pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """The samples most likely mislabelled by loss and Variance of Gradients together.
-
-    Scores are :func:`modal_noisy.scoring.vog_noisy_scores`: a ``mix_ratio`` blend of the rank of the
-    given label's loss and the rank of VoG, highest first.
-
-    Parameters
-    ----------
-    classifier : modAL learner or estimator with ``predict_proba`` (and ``vog_`` unless ``vog=``)
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``pred_probs`` is given.
-    n_instances : int, default=1
-    labels : array-like of shape (n_pool,)
-        Required: the pool's current labels.
-    vog : array-like of shape (n_pool,), optional
-        VoG of the pool samples. Without it, ``estimator.vog_[pool_indices]`` is used, or
-        ``estimator.vog_`` itself when the pool is the whole training set (same length).
-    pool_indices : array-like of int, shape (n_pool,), optional
-        Positions of the pool samples in the estimator's training set.
-    mix_ratio : float in [0, 1], default=0.5
-        Weight of VoG against loss (0 = loss only, 1 = VoG only).
-    pred_probs : array-like of shape (n_pool, n_classes), optional
-    random_state : int, RandomState or None
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
-    """
-    _reject_unknown("vog_noisy_query", kwargs)
-    n_pool = _pool_size(X_pool, pred_probs=pred_probs, vog=vog, labels=labels)
-    k = _check_n_instances(n_instances, n_pool)
-    y = _require_labels(labels, n_pool, "vog_noisy_query")
-    estimator = _estimator(classifier)
-    vog_arr = _resolve_vog(estimator, n_pool, vog, pool_indices)
-    rng = check_random_state(random_state)
-    p = _pred_probs(estimator, X_pool, n_pool, pred_probs)
-    scores = scoring.vog_noisy_scores(scoring.loss_scores(p, y), vog_arr, mix_ratio=mix_ratio)
-    return _select(scores, k, True, rng)
+def _vog_noisy(pool: _Pool) -> np.ndarray:
+    vog = _resolve_vog(pool.estimator, pool.size, pool.options["vog"], pool.options["pool_indices"])
+    loss = scoring.loss_scores(pool.pred_probs(), pool.labels)
+    return scoring.vog_noisy_scores(loss, vog, mix_ratio=pool.options["mix_ratio"])
 
 
-def bald_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    n_passes: int = 20,
-    mc_pred_probs: object = None,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Highest BALD mutual information first, from Monte-Carlo dropout (Gal et al. 2017).
-
-    Runs ``n_passes`` forward passes of the pool with only the network's dropout layers
-    (``nn.Dropout*``) in train mode — BatchNorm keeps its running statistics — under a torch RNG
-    forked and seeded from ``random_state`` (the global RNG is left as it was). A co-teaching net
-    uses the networks it predicts with (the sum of both networks' logits in phase 1, network 1
-    after fine-tuning). Scores are :func:`modal_noisy.scoring.bald_scores`.
-
-    Parameters
-    ----------
-    classifier : modAL learner or skorch net with dropout layers
-        Functional dropout (``F.dropout`` in ``forward``) cannot be switched on; a net without
-        dropout layers raises ``ValueError``.
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``mc_pred_probs`` is given.
-    n_instances : int, default=1
-    labels : ignored
-    n_passes : int, default=20
-        Stochastic passes (>= 2).
-    mc_pred_probs : array-like of shape (n_passes, n_pool, n_classes), optional
-        Precomputed MC-dropout probabilities (the model is then not called).
-    random_state : int, RandomState or None
-        Seeds the dropout masks and tie breaking.
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
-    """
-    _reject_unknown("bald_query", kwargs)
-    n_pool = _pool_size(X_pool, mc_pred_probs=mc_pred_probs)
-    k = _check_n_instances(n_instances, n_pool)
-    rng = check_random_state(random_state)
-    if mc_pred_probs is None:
-        n_passes = check_positive_int(n_passes, "n_passes", minimum=2)
-        estimator = _estimator(classifier)
-        from modal_noisy._inference import is_skorch_net, mc_dropout_proba
-
-        if not is_skorch_net(estimator):
+def _bald(pool: _Pool) -> np.ndarray:
+    mc = pool.options["mc_pred_probs"]
+    if mc is None:
+        n_passes = check_positive_int(pool.options["n_passes"], "n_passes", minimum=2)
+        if not is_skorch_net(pool.estimator):
             raise ValueError(
                 "bald_query needs a skorch net with dropout layers for MC dropout "
-                f"(got {type(estimator).__name__}); or pass mc_pred_probs="
+                f"(got {type(pool.estimator).__name__}); or pass mc_pred_probs="
             )
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        mc_pred_probs = mc_dropout_proba(estimator, X_pool, n_passes=n_passes, seed=seed)
-    mc = np.asarray(mc_pred_probs)
-    if mc.ndim != 3 or mc.shape[1] != n_pool:
+        seed = int(pool.rng.randint(np.iinfo(np.int32).max))
+        mc = mc_dropout_proba(pool.estimator, pool.X, n_passes=n_passes, seed=seed)
+    mc = np.asarray(mc)
+    if mc.ndim != 3 or mc.shape[1] != pool.size:
         raise ValueError(
             "mc_pred_probs must have shape (n_passes, n_pool, n_classes) with n_pool="
-            f"{n_pool} (got shape {mc.shape})"
+            f"{pool.size} (got shape {mc.shape})"
         )
-    return _select(scoring.bald_scores(mc), k, True, rng)
+    return scoring.bald_scores(mc)
 
 
 def _features(estimator: object, X: object, name: str) -> np.ndarray:
-    from modal_noisy._inference import is_skorch_net, penultimate_features
-
     if is_skorch_net(estimator):
         return penultimate_features(estimator, X)
     arr = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X)
     return scoring._as_features(arr, name)
 
 
-def coreset_query(
-    classifier: object,
-    X_pool: object,
-    n_instances: int = 1,
-    *,
-    labels: object = None,
-    features: object = None,
-    X_labelled: object = None,
-    labelled_features: object = None,
-    chunk_elements: int = 1 << 22,
-    random_state: RandomState = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """Greedy k-centre core-set (Sener & Savarese 2018): cover the pool's feature space.
-
-    Features are the penultimate-layer activations of a skorch net (the input of
-    ``modal_noisy.nets.final_linear``; network 1 of a co-teaching net) or the flattened raw
-    ``X_pool`` for any other estimator. Selection is :func:`modal_noisy.scoring.kcenter_greedy`
-    (O(N) memory), returned in pick order.
-
-    Parameters
-    ----------
-    classifier : modAL learner or estimator
-    X_pool : array-like or None
-        The pool; may be ``None`` when ``features`` is given.
-    n_instances : int, default=1
-    labels : ignored
-    features : array-like of shape (n_pool, n_features), optional
-        Precomputed pool features.
-    X_labelled : array-like, optional
-        Already-labelled samples; their features count as centres chosen beforehand, so the picks
-        cover what is not yet covered. (Not taken from the learner's ``X_training`` by default: in
-        label cleaning the pool is part of the training set.)
-    labelled_features : array-like of shape (n_labelled, n_features), optional
-        Precomputed features of the labelled samples (instead of ``X_labelled``).
-    chunk_elements : int, default=2**22
-        Bound on temporary distance blocks.
-    random_state : int, RandomState or None
-        First centre (when nothing is labelled) and tie breaking.
-
-    Returns
-    -------
-    ndarray of shape (n_instances,), int64
-    """
-    _reject_unknown("coreset_query", kwargs)
-    if X_labelled is not None and labelled_features is not None:
+def _coreset_picks(pool: _Pool, k: int) -> np.ndarray:
+    X_labelled, labelled = pool.options["X_labelled"], pool.options["labelled_features"]
+    if X_labelled is not None and labelled is not None:
         raise ValueError("pass X_labelled or labelled_features, not both")
-    n_pool = _pool_size(X_pool, features=features)
-    k = _check_n_instances(n_instances, n_pool)
-    rng = check_random_state(random_state)
-    estimator = _estimator(classifier)
+    features = pool.options["features"]
     if features is None:
-        features = _features(estimator, X_pool, "X_pool")
-    _check_length(features, n_pool, "features")
+        features = _features(pool.estimator, pool.X, "X_pool")
+    _check_length(features, pool.size, "features")
     if X_labelled is not None and _length(X_labelled) > 0:
-        labelled_features = _features(estimator, X_labelled, "X_labelled")
+        labelled = _features(pool.estimator, X_labelled, "X_labelled")
     return scoring.kcenter_greedy(
         features,
         k,
-        labelled_features=labelled_features,
-        random_state=rng,
-        chunk_elements=chunk_elements,
+        labelled_features=labelled,
+        random_state=pool.rng,
+        chunk_elements=pool.options["chunk_elements"],
     )
+
+
+def _uncertainty_strategy(
+    name: str, score: Callable[[np.ndarray], np.ndarray], *, largest: bool, summary: str
+) -> Strategy:
+    """A label-blind strategy that ranks the pool by ``score`` of its predicted probabilities."""
+    return _make_strategy(
+        name,
+        scorer=lambda pool: score(pool.pred_probs()),
+        largest=largest,
+        needs_labels=False,
+        options=("pred_probs",),
+        size_from=("pred_probs",),
+        summary=summary,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# strategies
+# --------------------------------------------------------------------------------------------------
+
+random_query = _make_strategy(
+    "random_query",
+    select=_random_picks,
+    needs_labels=False,
+    size_from=("labels",),
+    summary="Uniformly random positions (the baseline every strategy must beat). The model is not used.",
+    classifier_doc="modAL learner or estimator\n    Not used; part of the modAL signature.",
+    random_state_doc="The draw.",
+    x_pool_doc="The pool (only its length is used); may be ``None`` when ``labels=`` is given.",
+)
+entropy_query = _uncertainty_strategy(
+    "entropy_query",
+    scoring.entropy_scores,
+    largest=True,
+    summary="Highest predictive entropy first (:func:`modal_noisy.scoring.entropy_scores`).",
+)
+margin_query = _uncertainty_strategy(
+    "margin_query",
+    scoring.margin_scores,
+    largest=False,
+    summary="Smallest margin between the top two classes first (:func:`modal_noisy.scoring.margin_scores`).",
+)
+least_confidence_query = _uncertainty_strategy(
+    "least_confidence_query",
+    scoring.least_confidence_scores,
+    largest=True,
+    summary="Lowest top-class probability first (:func:`modal_noisy.scoring.least_confidence_scores`).",
+)
+loss_noisy_query = _make_strategy(
+    "loss_noisy_query",
+    scorer=lambda pool: scoring.loss_scores(pool.pred_probs(), pool.labels),
+    needs_labels=True,
+    options=("pred_probs",),
+    size_from=("pred_probs", "labels"),
+    summary="Largest loss of the given label first: the samples most likely mislabelled by the loss alone.",
+    details="Scores are :func:`modal_noisy.scoring.loss_scores` (``-log p[label]``).",
+)
+cleanlab_query = _make_strategy(
+    "cleanlab_query",
+    scorer=_label_quality,
+    largest=False,
+    needs_labels=True,
+    options=("method", "pred_probs"),
+    size_from=("pred_probs", "labels"),
+    summary="Lowest cleanlab label-quality score first (:func:`modal_noisy.scoring.label_quality_scores`).",
+    details=(
+        'With ``method="self_confidence"`` the score is ``p[label]``, a monotone function of the loss\n'
+        "    ``-log p[label]``, so this query picks what :func:`loss_noisy_query` picks, in the same order;\n"
+        '    ``"normalized_margin"`` (``p[label]`` minus the largest other probability) ranks differently.\n'
+        "    cleanlab ranks best with out-of-sample ``pred_probs``."
+    ),
+)
+vog_noisy_query = _make_strategy(
+    "vog_noisy_query",
+    scorer=_vog_noisy,
+    needs_labels=True,
+    options=("vog", "pool_indices", "mix_ratio", "pred_probs"),
+    size_from=("pred_probs", "vog", "labels"),
+    summary="The samples most likely mislabelled by loss and Variance of Gradients together.",
+    details=(
+        "Scores are :func:`modal_noisy.scoring.vog_noisy_scores`: a ``mix_ratio`` blend of the rank of\n"
+        "    the given label's loss and the rank of VoG, highest first."
+    ),
+    classifier_doc=("modAL learner or estimator with ``predict_proba`` (and ``vog_`` unless ``vog=``)"),
+)
+bald_query = _make_strategy(
+    "bald_query",
+    scorer=_bald,
+    needs_labels=False,
+    options=("n_passes", "mc_pred_probs"),
+    size_from=("mc_pred_probs",),
+    summary="Highest BALD mutual information first, from Monte-Carlo dropout (Gal et al. 2017).",
+    details=(
+        "Runs ``n_passes`` forward passes of the pool with only the network's dropout layers\n"
+        "    (``nn.Dropout*``) in train mode — BatchNorm keeps its running statistics — under a torch RNG\n"
+        "    forked and seeded from ``random_state`` (the global RNG is left as it was). A co-teaching net\n"
+        "    uses the networks it predicts with (the sum of both networks' logits in phase 1, network 1\n"
+        "    after fine-tuning). Scores are :func:`modal_noisy.scoring.bald_scores`."
+    ),
+    classifier_doc=(
+        "modAL learner or skorch net with dropout layers\n"
+        "    Functional dropout (``F.dropout`` in ``forward``) cannot be switched on; a net without\n"
+        "    dropout layers raises ``ValueError``."
+    ),
+    random_state_doc="Seeds the dropout masks and tie breaking.",
+)
+coreset_query = _make_strategy(
+    "coreset_query",
+    select=_coreset_picks,
+    needs_labels=False,
+    options=("features", "X_labelled", "labelled_features", "chunk_elements"),
+    size_from=("features",),
+    summary="Greedy k-centre core-set (Sener & Savarese 2018): cover the pool's feature space.",
+    details=(
+        "Features are the penultimate-layer activations of a skorch net (the input of\n"
+        "    ``modal_noisy.nets.final_linear``; network 1 of a co-teaching net) or the flattened raw\n"
+        "    ``X_pool`` for any other estimator. Selection is :func:`modal_noisy.scoring.kcenter_greedy`\n"
+        "    (O(N) memory), returned in pick order."
+    ),
+    classifier_doc="modAL learner or estimator",
+    random_state_doc="First centre (when nothing is labelled) and tie breaking.",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -628,9 +627,12 @@ def _take(X: object, idx: np.ndarray) -> object:
     return X[idx]  # type: ignore[index]
 
 
-def _is_ours(strategy: object) -> bool:
-    func = getattr(strategy, "func", strategy)  # functools.partial
-    return func in _BUILTIN
+def _declares(strategy: Strategy, keyword: str) -> bool:
+    """Whether ``strategy`` names ``keyword`` in its signature (``**kwargs`` alone does not count)."""
+    try:
+        return keyword in inspect.signature(strategy).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def class_balanced(strategy: Strategy, *, by: str = "auto") -> Strategy:
@@ -654,8 +656,9 @@ def class_balanced(strategy: Strategy, *, by: str = "auto") -> Strategy:
     Returns
     -------
     callable
-        A strategy with the same contract. Per-sample keywords (``labels``, ``pred_probs``,
-        ``vog``, ``pool_indices``, ``features``, ``mc_pred_probs``) are sliced per class. For
+        A strategy with the same contract and the keywords of ``strategy``. Per-sample keywords
+        (``labels``, ``pred_probs``, ``vog``, ``pool_indices``, ``features``, ``mc_pred_probs``) are
+        sliced per class. For
         ``vog_noisy_query`` the pool's VoG is resolved once beforehand (from ``vog=``, or
         ``vog_[pool_indices]``, or ``vog_`` itself), so a pool that is the whole training set still
         works per class.
@@ -686,7 +689,7 @@ def class_balanced(strategy: Strategy, *, by: str = "auto") -> Strategy:
         else:
             p = _pred_probs(estimator, X_pool, n_pool, kwargs.get("pred_probs"))
             groups = p.argmax(axis=1)
-            if _is_ours(strategy):  # reuse the probabilities instead of predicting again
+            if _declares(strategy, "pred_probs"):  # reuse the probabilities instead of predicting again
                 kwargs["pred_probs"] = p
         if (
             getattr(strategy, "func", strategy) is vog_noisy_query
@@ -731,6 +734,10 @@ def class_balanced(strategy: Strategy, *, by: str = "auto") -> Strategy:
     query.__name__ = f"class_balanced_{inner_name}"
     query.__qualname__ = query.__name__
     query.__doc__ = f"{inner_name}, spread evenly over the pool's classes (by={by!r})."
+    try:  # the wrapper takes the keywords the wrapped strategy takes
+        query.__signature__ = inspect.signature(strategy)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        pass
     query.strategy = strategy  # type: ignore[attr-defined]
     query.by = by  # type: ignore[attr-defined]
     return query
@@ -756,19 +763,6 @@ STRATEGIES: dict[str, Strategy] = {
     "cleanlab_margin": _cleanlab_margin_query,
 }
 
-_BUILTIN = frozenset(
-    {
-        random_query,
-        entropy_query,
-        least_confidence_query,
-        margin_query,
-        bald_query,
-        coreset_query,
-        loss_noisy_query,
-        vog_noisy_query,
-        cleanlab_query,
-    }
-)
 # Full function names are accepted too ("vog_noisy_query", "entropy_query", ...).
 _ALIASES = {f.__name__: name for name, f in STRATEGIES.items() if hasattr(f, "__name__")}
 

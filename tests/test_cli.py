@@ -56,15 +56,18 @@ def test_run_on_digits_writes_the_report(tmp_path):
     assert (out / "journal.jsonl").stat().st_size > 0
 
 
-@pytest.mark.parametrize("decision", ["argmax", "balanced"])
-def test_settings_reach_the_estimator(decision):
+@pytest.mark.parametrize(
+    ("decision", "class_option", "class_aware"),
+    [("argmax", [], True), ("balanced", ["--no-class-aware"], False), ("argmax", ["--class-aware"], True)],
+)
+def test_settings_reach_the_estimator(decision, class_option, class_aware):
     from modal_noisy import cli
 
-    args = cli.build_parser().parse_args(["run", "--digits", *TINY, "--class-aware", "--decision", decision])
+    args = cli.build_parser().parse_args(["run", "--digits", *TINY, *class_option, "--decision", decision])
     config = cli.config_from_args(args)
-    assert (config.decision, config.class_aware, config.max_epochs) == (decision, True, 3)
+    assert (config.decision, config.class_aware, config.max_epochs) == (decision, class_aware, 3)
     _, estimator = cli._prepare(config)
-    assert estimator.decision == decision and estimator.class_aware is True
+    assert estimator.decision == decision and estimator.class_aware is class_aware
     assert estimator.max_epochs == 3
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.utils import estimator_checks
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Checkpoint, EarlyStopping, LoadInitState, LRScheduler, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
@@ -58,6 +59,7 @@ def make_net(module: type[nn.Module] = SmallCNN, **kwargs) -> CoTeachingClassifi
         num_gradual=1,
         vog_window=2,
         forget_rate=0.4,
+        class_aware=False,  # the paper's per-batch rule, whose counts these tests check
         random_state=0,
         verbose=0,
         callbacks=[("standardize", InputStandardizer())],
@@ -208,9 +210,24 @@ def test_same_seed_same_result_and_global_rng_untouched(data):
 # ---------------------------------------------------------------- VoG against autograd
 
 
-def _eval_rows(module: nn.Module, X: np.ndarray, y: np.ndarray) -> torch.Tensor:
+class TinyBatchNormMLP(nn.Module):
+    """BatchNorm before the head: train mode (batch statistics) and eval mode (running ones) differ."""
+
+    def __init__(self, n_classes: int = 10, hidden: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.BatchNorm1d(hidden), nn.Tanh())
+        self.head = nn.Linear(hidden, n_classes)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x.to(torch.float64)))
+
+
+def _autograd_rows(module: nn.Module, X: np.ndarray, y: np.ndarray, *, train: bool) -> torch.Tensor:
+    """Each sample's gradient w.r.t. its label's row of [head.weight | head.bias], by autograd."""
+    module = copy.deepcopy(module).train(train)  # a train-mode pass must not move the net's statistics
     head = module.head
-    logits = module.eval()(torch.as_tensor(X))
+    logits = module(torch.as_tensor(X))  # the whole set as one batch
     rows = []
     for i in range(len(y)):
         loss = nn.functional.cross_entropy(logits[i : i + 1], torch.as_tensor(y[i : i + 1]))
@@ -221,15 +238,18 @@ def _eval_rows(module: nn.Module, X: np.ndarray, y: np.ndarray) -> torch.Tensor:
 
 @pytest.mark.parametrize("source", ["training", "checkpoint"])
 def test_stored_gradients_match_autograd_float64(data, source):
+    """The training source records the train-mode forward pass, the checkpoint source an eval-mode
+    pass over the final weights: on a BatchNorm network the two differ, so each must match its own."""
     X, y, _ = data
     X, y = X[:64], y[:64]
-    # training source: lr=0 keeps the weights the training pass saw; checkpoint: the final weights
+    # one batch of all 64 samples, so the train-mode batch statistics are those of exactly these
+    # samples whatever the shuffle; lr=0 keeps the weights the training pass saw
     lr = 0.0 if source == "training" else 0.05
     net = make_net(
-        TinyMLP,
-        module__dtype="float64",
+        TinyBatchNormMLP,
         optimizer=torch.optim.SGD,
         lr=lr,
+        batch_size=64,
         callbacks=None,
         vog_source=source,
         vog_dtype="float64",
@@ -239,7 +259,10 @@ def test_stored_gradients_match_autograd_float64(data, source):
     buf = net.run_state_.vog1
     last = (buf.count - 1) % buf.window
     stored = buf.buffer[torch.arange(len(y)), last]
-    expected = _eval_rows(net.module_, X, y)
+    train_rows = _autograd_rows(net.module_, X, y, train=True)
+    eval_rows = _autograd_rows(net.module_, X, y, train=False)
+    assert float((train_rows - eval_rows).abs().max() / eval_rows.abs().max()) > 1e-2  # modes differ
+    expected = train_rows if source == "training" else eval_rows
     assert stored.dtype == torch.float64
     assert float((stored - expected).abs().max() / expected.abs().max()) <= 1e-6
 
@@ -378,11 +401,61 @@ def test_pickle_fitted_net(fitted, data):
 
 
 def test_grid_search_over_mix_ratio(data):
+    """GridSearchCV clones the net per candidate, scores each on the folds and refits the best on all
+    the data; mix_ratio reaches training (three epochs fill the two-epoch VoG window, so the third
+    mixes VoG into the selection and the candidates select differently)."""
     X, y, _ = data
-    search = GridSearchCV(make_net(max_epochs=2), {"mix_ratio": [0.0, 0.5]}, cv=2, scoring="accuracy")
+    grid, cv = [0.0, 1.0], StratifiedKFold(2)
+    search = GridSearchCV(make_net(max_epochs=3), {"mix_ratio": grid}, cv=cv, scoring="accuracy")
     search.fit(X, y)
-    assert search.best_params_["mix_ratio"] in (0.0, 0.5)
-    assert search.best_estimator_.clean_mask_.shape == (N,)
+    for i, mix_ratio in enumerate(grid):  # each candidate scored as a net with that mix_ratio scores
+        by_hand = cross_val_score(
+            make_net(max_epochs=3, mix_ratio=mix_ratio), X, y, cv=cv, scoring="accuracy"
+        )
+        assert search.cv_results_["mean_test_score"][i] == pytest.approx(by_hand.mean())
+    best = search.best_estimator_
+    assert best.mix_ratio == grid[int(np.argmax(search.cv_results_["mean_test_score"]))]
+    assert best.history[-1]["vog_mixing"] and best.clean_mask_.shape == (N,)
+    other = make_net(max_epochs=3, mix_ratio=1.0 - best.mix_ratio).fit(X, y)
+    assert not np.array_equal(other.clean_mask_, best.clean_mask_)
+
+
+# scikit-learn's own checks that need no fit on its random tabular data (a CNN takes images)
+SKLEARN_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_get_params_invariance",
+    "check_parameters_default_constructible",
+]
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS)
+def test_sklearn_estimator_checks(check):
+    getattr(estimator_checks, check)("CoTeachingClassifier", make_net(selection="loss+random"))
+
+
+def test_get_params_round_trip_and_clone_of_a_fitted_net(fitted):
+    params = fitted.get_params(deep=False)
+    rebuilt = CoTeachingClassifier(**params)
+    assert rebuilt.get_params(deep=False) == params  # every __init__ argument is stored as given
+    assert rebuilt.set_params(**params).get_params(deep=False) == params
+    assert repr(rebuilt) == repr(CoTeachingClassifier(**params))
+    twin = clone(fitted)
+    assert twin.get_params(deep=False).keys() == params.keys()
+    assert not twin.initialized_ and not hasattr(twin, "clean_mask_")  # a clone is unfitted
+
+
+def test_pickle_round_trip_of_an_unfitted_net(data):
+    X, y, _ = data
+    net = make_net(max_epochs=1)
+    restored = pickle.loads(pickle.dumps(net))
+    before, after = net.get_params(deep=False), restored.get_params(deep=False)
+    callbacks = before.pop("callbacks"), after.pop("callbacks")  # copies: compare names and types
+    assert after == before
+    assert [[(name, type(cb)) for name, cb in c] for c in callbacks] == [
+        [(name, type(cb)) for name, cb in callbacks[0]]
+    ] * 2
+    np.testing.assert_array_equal(restored.fit(X, y).clean_mask_, net.fit(X, y).clean_mask_)
 
 
 def test_progress_bar_and_print_log(data, capsys):
@@ -566,7 +639,9 @@ def test_vog_tracker_on_plain_classifier(data, criterion):
     last = (buf.count - 1) % buf.window
     stored = buf.buffer[torch.arange(N), last]
     head_module = net.module_
-    expected = _eval_rows(head_module if module is TinyMLP else _Unsoftmax(head_module), X, y)
+    expected = _autograd_rows(
+        head_module if module is TinyMLP else _Unsoftmax(head_module), X, y, train=False
+    )
     torch.testing.assert_close(stored, expected, rtol=1e-4, atol=1e-6)
 
 

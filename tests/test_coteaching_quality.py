@@ -33,7 +33,9 @@ def _coteaching(X, y, is_noisy, **params) -> CoTeachingClassifier:
 def loss_only(digits_noisy):
     """Co-teaching as in Han et al. 2018 (loss only), forget rate estimated."""
     d = digits_noisy
-    return _coteaching(d.X_train, d.y_noisy, d.is_noisy, selection="loss", forget_rate="auto")
+    return _coteaching(
+        d.X_train, d.y_noisy, d.is_noisy, selection="loss", forget_rate="auto", class_aware=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from modal_noisy._experiment import (
+
+from modal_noisy.experiment import (
     build_coteaching,
     build_cross_entropy,
     load_experiment,
     medical_recipe,
 )
-
 from modal_noisy.training import RandomAugment
 
 
@@ -29,6 +29,17 @@ def tiny_retina(tmp_path):
 def _augmenter(estimator):
     net = getattr(estimator, "net", estimator)  # build_cross_entropy wraps the net for seeding
     return net.get_params().get("iterator_train__collate_fn")
+
+
+def test_build_coteaching_defaults_to_the_estimators_class_aware_selection():
+    from modal_noisy.experiment import RunConfig
+    from modal_noisy.training import CoTeachingClassifier
+
+    exp = load_experiment("digits", noise_rate=0.2, random_state=0)
+    assert CoTeachingClassifier(None).class_aware is True
+    assert build_coteaching(exp, max_epochs=1).class_aware is True
+    assert exp.build_estimator(RunConfig(max_epochs=1)).class_aware is True
+    assert build_coteaching(exp, max_epochs=1, class_aware=False).class_aware is False
 
 
 def test_digits_train_without_augmentation():

@@ -108,12 +108,20 @@ def test_start_normalises_numpy_and_tuples(tmp_path):
     j = RelabelJournal(tmp_path / "j.jsonl")
     settings = {"lr": np.float64(0.01), "sizes": (1, 2), "n": np.int64(3), "bad": float("nan")}
     j.start("f" * 64, settings)
-    stored = json.loads(j.path.read_text().splitlines()[0])["settings"]
-    assert stored == {"lr": 0.01, "sizes": [1, 2], "n": 3, "bad": None}  # strict JSON, plain numbers
-    # the same settings compare equal after the round trip: no spurious "different settings" error
-    assert RelabelJournal(j.path).start("f" * 64, settings).header["settings"] == stored
+    # the header holds plain, strict JSON: numpy scalars as numbers, tuples as lists, NaN as null
+    header = json.loads(j.path.read_text().splitlines()[0])
+    assert header["settings"] == {"lr": 0.01, "sizes": [1, 2], "n": 3, "bad": None}
+    assert type(header["settings"]["n"]) is int
+    # the same settings compare equal to what was read back, so the journal reopens ...
+    state = RelabelJournal(j.path).start("f" * 64, settings)
+    assert state.header["settings"] == header["settings"] and state.relabels == {}
+    # ... while a setting that differs after normalisation is still refused
     with pytest.raises(ValueError, match=r"different settings \(n: 3 in the journal, 4 now\)"):
         RelabelJournal(j.path).start("f" * 64, {**settings, "n": np.int64(4)})
+    with pytest.raises(
+        ValueError, match=r"different settings \(sizes: \[1, 2\] in the journal, \[1, 3\] now\)"
+    ):
+        RelabelJournal(j.path).start("f" * 64, {**settings, "sizes": (1, 3)})
 
 
 def test_not_a_journal(tmp_path):
@@ -315,10 +323,15 @@ def test_lock_is_exclusive_and_released(journal):
 @needs_fcntl
 def test_lock_dies_with_its_process(journal):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         f"fh = open({str(journal.lock_path)!r}, 'a+'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
-         "print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"fh = open({str(journal.lock_path)!r}, 'a+'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"

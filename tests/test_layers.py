@@ -15,7 +15,8 @@ UPPER = {
     "modal_noisy.experiment": ("modal_noisy.cli",),
 }
 LOWER = (
-    "noise", "datasets", "nets", "training", "scoring", "strategies", "metrics", "jsonable", "_validation",
+    "noise", "datasets", "nets", "training", "scoring", "strategies", "metrics", "decision", "jsonable",
+    "_validation", "_seeding",
 )
 
 

@@ -13,9 +13,6 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 
 from modal_noisy.metrics import (
     classification_metrics,
-    ensemble_prior,
-    label_prior,
-    prior_corrected_predict,
     relabel_precision,
     selection_metrics,
 )
@@ -105,15 +102,6 @@ def test_classification_metrics_validate(y, probs, kwargs, match):
         classification_metrics(y, probs, **kwargs)
 
 
-def test_prior_corrected_predict_by_hand():
-    probs = np.array([[0.6, 0.4], [0.8, 0.2], [0.3, 0.7]])
-    # prior 0.75 / 0.25: scores 0.8 / 1.6, 1.07 / 0.8, 0.4 / 2.8
-    np.testing.assert_array_equal(prior_corrected_predict(probs, [3, 1]), [1, 0, 1])
-    np.testing.assert_array_equal(prior_corrected_predict(probs, [0.5, 0.5]), probs.argmax(1))
-    # a zero probability never wins, whatever the prior
-    assert prior_corrected_predict(np.array([[0.0, 1.0]]), [1e-9, 1.0])[0] == 1
-
-
 def test_class_prior_changes_decisions_not_auroc():
     y = np.array([0, 0, 0, 1])
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.65, 0.35]])
@@ -123,68 +111,6 @@ def test_class_prior_changes_decisions_not_auroc():
     # divided by the prior: 1.2 / 0.4, 1.07 / 0.8, 0.8 / 1.6, 0.87 / 1.4
     assert balanced["per_class_recall"] == pytest.approx([2 / 3, 1.0])
     assert balanced["auroc"] == plain["auroc"]
-
-
-@pytest.mark.parametrize(
-    ("probs", "prior", "match"),
-    [
-        (P6, [0.5, 0.5], r"class_prior must have one entry per class, shape \(3,\) \(got shape \(2,\)\)"),
-        (P6, [0.5, 0.0, 0.5], r"class_prior must be finite and > 0 for every class \(got \[0.5, 0.0"),
-        (P6, [0.5, np.nan, 0.5], "class_prior must be finite"),
-        (-P6, [1, 1, 1], r"pred_probs must be >= 0"),
-        (P6[:, 0], [1, 1, 1], r"shape \(n_samples, n_classes\)"),
-    ],
-    ids=["length", "zero", "nan", "negative-probs", "1d"],
-)
-def test_prior_corrected_predict_validates(probs, prior, match):
-    with pytest.raises(ValueError, match=match):
-        prior_corrected_predict(probs, prior)
-
-
-def test_label_prior_by_hand_with_a_pseudo_count_for_an_absent_class():
-    np.testing.assert_allclose(label_prior([0, 0, 0, 2], 3), [3 / 5, 1 / 5, 1 / 5])
-    np.testing.assert_allclose(label_prior(np.array([[1], [1]]), 2), [1 / 3, 2 / 3])  # MedMNIST column
-
-
-@pytest.mark.parametrize(
-    ("labels", "n_classes", "match"),
-    [
-        ([0, 3], 3, r"labels must lie in \[0, 3\) for n_classes=3 \(got label 3\)"),
-        ([0.5, 1], 2, r"labels must .*integer"),
-        ([0, 1], 0, r"n_classes must be"),
-    ],
-    ids=["out-of-range", "non-integer", "no-classes"],
-)
-def test_label_prior_validates(labels, n_classes, match):
-    with pytest.raises(ValueError, match=match):
-        label_prior(labels, n_classes)
-
-
-def test_ensemble_prior_takes_the_prior_out_once_per_network():
-    np.testing.assert_allclose(ensemble_prior([3, 1]), [0.75, 0.25])
-    np.testing.assert_allclose(ensemble_prior([3, 1], 2), [0.9, 0.1])  # 9 : 1
-    # the softmax of two summed logit vectors, each log(posterior), divided by the squared prior,
-    # decides as dividing each posterior by the prior does
-    post1, post2 = np.array([0.7, 0.3]), np.array([0.6, 0.4])
-    summed = post1 * post2 / (post1 * post2).sum()
-    np.testing.assert_array_equal(
-        prior_corrected_predict(summed[None], ensemble_prior([0.75, 0.25], 2)),
-        [np.argmax(post1 / [0.75, 0.25] * post2 / [0.75, 0.25])],
-    )
-
-
-@pytest.mark.parametrize(
-    ("prior", "n_networks", "match"),
-    [
-        ([0.5, 0.0], 1, r"class_prior must be finite and > 0"),
-        ([[0.5, 0.5]], 1, r"class_prior must have shape \(n_classes,\) \(got shape \(1, 2\)\)"),
-        ([0.5, 0.5], 0, r"n_networks must be"),
-    ],
-    ids=["zero", "2d", "no-networks"],
-)
-def test_ensemble_prior_validates(prior, n_networks, match):
-    with pytest.raises(ValueError, match=match):
-        ensemble_prior(prior, n_networks)
 
 
 # ------------------------------------------------------------------ selection / relabel

@@ -31,6 +31,7 @@ from modal_noisy.nets import SmallCNN, final_linear
 from modal_noisy.strategies import (
     cleanlab_query,
     entropy_query,
+    keywords_for,
     loss_noisy_query,
     random_query,
     vog_noisy_query,
@@ -122,7 +123,8 @@ def test_base_rate(setting):
 )
 def test_label_aware_topk_is_enriched_in_mislabelled(setting, strategy, kwargs):
     X, y, is_noisy, pred_probs, vog = setting
-    idx = strategy(None, X, K, labels=y, pred_probs=pred_probs, vog=vog, random_state=0, **kwargs)
+    inputs = keywords_for(strategy, pred_probs=pred_probs, vog=vog)  # vog reaches vog_noisy_query only
+    idx = strategy(None, X, K, labels=y, random_state=0, **inputs, **kwargs)
     assert _share(is_noisy, idx) >= 0.85 > is_noisy.mean() + 0.45
 
 
@@ -137,5 +139,5 @@ def test_label_blind_strategies_do_not_find_mislabelled(setting):
     # the control: entropy and random ignore the given label and stay near the base rate
     X, _, is_noisy, pred_probs, _ = setting
     for strategy in (entropy_query, random_query):
-        idx = strategy(None, X, K, pred_probs=pred_probs, random_state=0)
+        idx = strategy(None, X, K, random_state=0, **keywords_for(strategy, pred_probs=pred_probs))
         assert _share(is_noisy, idx) < is_noisy.mean() + 0.15  # 0.36 and 0.32

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +22,7 @@ from modal_noisy.strategies import (
     coreset_query,
     entropy_query,
     get_strategy,
+    keywords_for,
     least_confidence_query,
     loss_noisy_query,
     margin_query,
@@ -73,13 +77,16 @@ def lr_learner(data):
     )
 
 
-def _setting(kind, data, net_learner, lr_learner):
-    """(learner, X_pool, labels, extra keywords) for a learner kind."""
+def _setting(kind, data, net_learner, lr_learner, strategy=None):
+    """(learner, X_pool, labels, extra keywords) for a learner kind; the extras ``strategy`` takes."""
     X, y = data
     if kind == "skorch":
-        return net_learner, X[POOL], y[POOL], {"pool_indices": POOL}
-    vog = np.random.default_rng(1).random(len(POOL))
-    return lr_learner, X[POOL].reshape(len(POOL), -1), y[POOL], {"vog": vog}
+        setting = net_learner, X[POOL], y[POOL], {"pool_indices": POOL}
+    else:
+        vog = np.random.default_rng(1).random(len(POOL))
+        setting = lr_learner, X[POOL].reshape(len(POOL), -1), y[POOL], {"vog": vog}
+    learner, X_pool, labels, extra = setting
+    return learner, X_pool, labels, keywords_for(strategy, **extra) if strategy else extra
 
 
 CASES = [
@@ -97,7 +104,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "kind"), CASES, ids=[f"{n}-{k}" for n, k in CASES])
 def test_contract_through_modal(name, kind, data, net_learner, lr_learner):
-    learner, X_pool, labels, extra = _setting(kind, data, net_learner, lr_learner)
+    learner, X_pool, labels, extra = _setting(kind, data, net_learner, lr_learner, STRATEGIES[name])
     learner.query_strategy = STRATEGIES[name]
     idx, rows = learner.query(X_pool, n_instances=7, labels=labels, random_state=0, **extra)
     assert isinstance(idx, np.ndarray) and idx.ndim == 1 and idx.dtype.kind == "i"
@@ -110,31 +117,93 @@ def test_contract_through_modal(name, kind, data, net_learner, lr_learner):
 
 @pytest.mark.parametrize("name", list(STRATEGIES), ids=list(STRATEGIES))
 def test_n_instances_larger_than_pool_is_an_error(name, data, net_learner):
-    _, X_pool, labels, extra = _setting("skorch", data, net_learner, None)
+    _, X_pool, labels, extra = _setting("skorch", data, net_learner, None, STRATEGIES[name])
     with pytest.raises(ValueError, match=r"n_instances must be <= pool size \(got 500, pool has 300\)"):
         STRATEGIES[name](net_learner, X_pool, 500, labels=labels, **extra)
 
 
 @pytest.mark.parametrize("name", list(NEEDS_LABELS), ids=list(NEEDS_LABELS))
 def test_labels_are_required(name, data, net_learner):
-    _, X_pool, _, extra = _setting("skorch", data, net_learner, None)
+    _, X_pool, _, extra = _setting("skorch", data, net_learner, None, NEEDS_LABELS[name])
     with pytest.raises(ValueError, match=r"needs the pool's current labels: call it with labels="):
         NEEDS_LABELS[name](net_learner, X_pool, 3, **extra)
 
 
-def test_unknown_keyword_is_a_type_error(data, lr_learner):
-    X, _ = data
-    with pytest.raises(TypeError, match=r"entropy_query\(\) got an unexpected keyword .*'mix_raito'"):
-        entropy_query(lr_learner, X.reshape(len(X), -1), 3, mix_raito=0.3)
+# what each strategy takes besides (classifier, X_pool, n_instances, labels, random_state)
+OWN_OPTIONS = {
+    "random": set(),
+    "entropy": {"pred_probs"},
+    "least_confidence": {"pred_probs"},
+    "margin": {"pred_probs"},
+    "bald": {"n_passes", "mc_pred_probs"},
+    "coreset": {"features", "X_labelled", "labelled_features", "chunk_elements"},
+    "loss": {"pred_probs"},
+    "vog": {"vog", "pool_indices", "mix_ratio", "pred_probs"},
+    "cleanlab": {"method", "pred_probs"},
+    "cleanlab_margin": {"method", "pred_probs"},
+}
+ALL_OPTIONS = set().union(*OWN_OPTIONS.values())
 
 
-def test_shared_keywords_are_accepted_by_every_strategy(data, net_learner):
-    # the phase-2 loop may pass one set of keywords to whichever strategy the user chose
+@pytest.mark.parametrize("name", list(STRATEGIES), ids=list(STRATEGIES))
+def test_each_strategy_takes_its_own_options_only(name):
+    strategy = STRATEGIES[name]
+    assert strategies.accepted_keywords(strategy) == {"labels", "random_state"} | OWN_OPTIONS[name]
+    for other in sorted(ALL_OPTIONS - OWN_OPTIONS[name]):
+        # another strategy's option is refused, by name, before any work (no pool is even given)
+        with pytest.raises(TypeError, match=rf"got an unexpected keyword argument '{other}' \(it takes"):
+            strategy(None, None, 1, **{other: None})
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES), ids=list(STRATEGIES))
+def test_unknown_keywords_are_a_type_error_naming_them(name):
+    function = getattr(STRATEGIES[name], "func", STRATEGIES[name]).__name__
+    with pytest.raises(
+        TypeError, match=rf"{function}\(\) got unexpected keyword arguments 'a_typo', 'mix_raito'"
+    ):
+        STRATEGIES[name](None, None, 1, mix_raito=0.3, a_typo=1)
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES), ids=list(STRATEGIES))
+def test_every_strategy_states_the_contract(name):
+    strategy = STRATEGIES[name]
+    function = getattr(strategy, "func", strategy)
+    params = inspect.signature(function).parameters
+    assert list(params)[:4] == ["classifier", "X_pool", "n_instances", "labels"]
+    assert list(params)[-1] == "random_state" and params["n_instances"].default == 1
+    assert all(params[p].default is None for p in ("labels", "random_state"))
+    for section in ("Parameters", "Returns", "Raises", "random_state :", "labels :"):
+        assert section in function.__doc__, section
+    assert pickle.loads(pickle.dumps(function)) is function  # by reference, like a plain function
+    with pytest.raises(ValueError, match=r"X_pool is None; pass the pool"):
+        strategy(None, None, 1)
+    with pytest.raises(ValueError, match=r"n_instances must be"):
+        strategy(None, np.zeros((5, 2)), 0, labels=np.zeros(5, dtype=int))
+
+
+def test_keywords_for_passes_what_a_strategy_takes():
+    shared = {"pool_indices": POOL, "mix_ratio": 0.3, "chunk_elements": 1 << 16}
+    assert keywords_for(entropy_query, **shared) == {}
+    assert set(keywords_for(vog_noisy_query, **shared)) == {"pool_indices", "mix_ratio"}
+    assert set(keywords_for(coreset_query, **shared)) == {"chunk_elements"}
+    assert set(keywords_for(class_balanced(vog_noisy_query), **shared)) == {"pool_indices", "mix_ratio"}
+
+    def own(classifier, X_pool, n_instances=1, *, labels=None, random_state=None, **kwargs):
+        return np.arange(n_instances)
+
+    assert keywords_for(own, **shared) == shared  # a strategy with **kwargs gets everything
+    assert strategies.accepted_keywords(own) is None
+
+
+def test_one_keyword_set_reaches_every_strategy_through_keywords_for(data, net_learner):
+    # how the phase-2 loop passes one set of keywords to whichever strategy the user chose
     _, X_pool, labels, _ = _setting("skorch", data, net_learner, None)
     shared = {"pool_indices": POOL, "mix_ratio": 0.3, "chunk_elements": 1 << 16}
     for name, strategy in STRATEGIES.items():
-        idx = strategy(net_learner, X_pool, 2, labels=labels, random_state=0, **shared)
-        assert len(idx) == 2, name
+        idx = strategy(
+            net_learner, X_pool, 2, labels=labels, random_state=0, **keywords_for(strategy, **shared)
+        )
+        assert len(idx) == 2 and len(np.unique(idx)) == 2, name
 
 
 @pytest.mark.parametrize(
@@ -157,9 +226,7 @@ def test_most_informative_first(strategy, score, largest, data, lr_learner):
     best = np.sort(s)[::-1][:25] if largest else np.sort(s)[:25]
     np.testing.assert_allclose(s[idx], best)
     # precomputed probabilities give the same answer without the model
-    np.testing.assert_array_equal(
-        idx, strategy(None, None, 25, labels=y[POOL], pred_probs=p, random_state=0)
-    )
+    np.testing.assert_array_equal(idx, strategy(None, None, 25, labels=y[POOL], pred_probs=p, random_state=0))
 
 
 def test_self_confidence_ranks_as_the_loss_does(data, lr_learner):
@@ -177,7 +244,7 @@ def test_fixed_random_state_leaves_global_rngs_alone(data, net_learner):
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the legacy global RNG is the one to guard)
     torch_state = torch.get_rng_state().clone()
     for strategy in STRATEGIES.values():
-        strategy(net_learner, X_pool, 3, labels=labels, random_state=0, **extra)
+        strategy(net_learner, X_pool, 3, labels=labels, random_state=0, **keywords_for(strategy, **extra))
     np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_state)
 

@@ -16,6 +16,7 @@ from modal_noisy.strategies import (
     STRATEGIES,
     bald_query,
     coreset_query,
+    keywords_for,
     vog_noisy_query,
 )
 
@@ -63,9 +64,8 @@ def _flags(net):
 def test_every_strategy_queries_a_coteaching_net_through_modal(name, fitted):
     net, X, y = fitted
     learner = ActiveLearner(estimator=net, query_strategy=STRATEGIES[name])
-    idx, _ = learner.query(
-        X[POOL], n_instances=8, labels=y[POOL], pool_indices=POOL, random_state=0
-    )
+    extra = keywords_for(STRATEGIES[name], pool_indices=POOL)
+    idx, _ = learner.query(X[POOL], n_instances=8, labels=y[POOL], random_state=0, **extra)
     assert len(np.unique(idx)) == 8 and idx.max() < len(POOL)
 
 

@@ -42,7 +42,7 @@ from modal_noisy.cleaning.journal import RelabelJournal
 from modal_noisy.cleaning.report import CleaningReport
 from modal_noisy.cleaning.session import CleaningSession
 from modal_noisy.metrics import classification_metrics, selection_metrics
-from modal_noisy.strategies import STRATEGIES, get_strategy
+from modal_noisy.strategies import STRATEGIES, get_strategy, keywords_for
 
 __all__ = ["ActiveLabelCleaner"]
 
@@ -465,8 +465,8 @@ class ActiveLabelCleaner(BaseEstimator):
                 inputs.X[pool],
                 min(self.budget_per_round, len(pool)),
                 labels=labels.current[pool],
-                pool_indices=pool,
                 random_state=round_seed,
+                **keywords_for(query, pool_indices=pool),
             )
             queried = pool[np.asarray(positions)]
             answers = session.ask(round_index, queried, labels.current, inputs.oracle, n_classes)

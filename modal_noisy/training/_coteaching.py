@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import (
     check_choice,
     check_finite_array,
@@ -23,31 +25,33 @@ from modal_noisy._validation import (
     check_positive_int,
     check_same_length,
 )
-from modal_noisy.metrics import ensemble_prior, label_prior, prior_corrected_predict
+from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
+from modal_noisy.nets import final_linear
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
 from modal_noisy.training._persistence import CompanionFilesMixin
-from modal_noisy.training._seeding import draw_seeds, torch_seed
+from modal_noisy.training._schedule import CosineLR
 from modal_noisy.training._selection import (
     forget_rate_at,
     select_samples,
     split_keep,
 )
-from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
+from modal_noisy.training._standardize import InputStandardizer
+from modal_noisy.training._vog import VOG_DTYPES, VoGBuffer, forward_capture, last_layer_grad, record_vog_pass
 
 __all__ = ["CoTeachingClassifier"]
 
 SELECTIONS: tuple[str, ...] = ("loss", "loss+vog", "loss+random")
 DECISIONS: tuple[str, ...] = ("argmax", "balanced")
 VOG_SOURCES: tuple[str, ...] = ("training", "checkpoint")
-_VOG_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
-
-
-def _final_linear(module: nn.Module) -> nn.Linear:
-    from modal_noisy.nets import final_linear
-
-    return final_linear(module)
+# the rest of recommended_net_kwargs()'s recipe that is not a named parameter (same values)
+_RECIPE_KWARGS: dict[str, Any] = {"optimizer__weight_decay": 1e-4, "iterator_train__shuffle": True}
+# the recipe's callbacks, added unless the user's callbacks already carry these names
+_RECIPE_CALLBACKS: tuple[tuple[str, type], ...] = (
+    ("standardize", InputStandardizer),
+    ("lr_schedule", CosineLR),
+)
 
 
 def _refuse_accelerate(net: NeuralNetClassifier) -> None:
@@ -57,8 +61,6 @@ def _refuse_accelerate(net: NeuralNetClassifier) -> None:
     (selection, cross-update, VoG) would silently give way to plain cross-entropy, and the per-sample
     state is not shared between processes. Until both are handled, refuse instead.
     """
-    from skorch.hf import AccelerateMixin
-
     if isinstance(net, AccelerateMixin):
         raise NotImplementedError(
             "CoTeachingClassifier does not support skorch's AccelerateMixin yet (got "
@@ -171,6 +173,14 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         Must be :class:`torch.nn.CrossEntropyLoss` (or a subclass); its ``weight`` and
         ``label_smoothing`` are honoured in the per-sample losses and the VoG gradients.
+    optimizer, lr, batch_size, max_epochs : default AdamW, 1e-3, 64, 40
+        The recipe of :func:`~modal_noisy.training.recommended_net_kwargs` is the estimator's own
+        default: AdamW with ``optimizer__weight_decay=1e-4``, batches of 64, shuffled
+        (``iterator_train__shuffle=True``), and two callbacks, ``"standardize"``
+        (:class:`~modal_noisy.training.InputStandardizer`) and ``"lr_schedule"``
+        (:class:`~modal_noisy.training.CosineLR`), so ``CoTeachingClassifier(SmallCNN,
+        module__n_classes=K)`` trains well as it is. A user callback of the same name replaces the
+        recipe's; ``callbacks__lr_schedule=None`` switches one off.
     forget_rate : float in [0, 1] or "auto", default="auto"
         The assumed noise rate ``τ``. A float reproduces the paper (which sets it to the true rate).
         ``"auto"`` estimates it from the training data alone, see Notes; the estimate is stored in
@@ -191,7 +201,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         with ``selection`` other than ``"loss+vog"``.
     vog_dtype : {"float32", "float16", "float64"}, default="float32"
         Storage type of the VoG ring buffers.
-    class_aware : bool, default=False
+    class_aware : bool, default=True
         Reserve part of every class's likely-clean samples before the paper's rule fills the rest
         of each batch's ``r`` places (see Notes): rare classes are no longer emptied. False is
         faithful to the paper.
@@ -200,7 +210,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         (at least one sample per class). 0 = the paper's selection.
     decision : {"argmax", "balanced"}, default="argmax"
         How :meth:`predict` turns probabilities into classes. ``"balanced"`` divides them by
-        ``decision_prior_`` first (:func:`modal_noisy.metrics.prior_corrected_predict`), the
+        ``decision_prior_`` first (:func:`modal_noisy.decision.prior_corrected_predict`), the
         decision that maximises balanced accuracy; on imbalanced data it trades majority-class
         recall for rare-class recall (HAM10000 8×8, one SmallCNN on clean labels: balanced accuracy
         0.35 → 0.46, see ``benchmarks/README.md``). ``predict_proba``, and so every query strategy,
@@ -279,7 +289,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     early losses separate the majority class from the rest rather than clean labels from wrong
     ones: on RetinaMNIST and HAM10000 8×8 (medical recipe) it stays at 0.81 and 0.59 whether the
     true rate is 0.2 or 0.4. There, set the rate from an expert's random audit
-    (:mod:`modal_noisy.audit`, or ``ActiveLabelCleaner(audit_size=...)``, which does it for you).
+    (:mod:`modal_noisy.cleaning.audit`, or ``ActiveLabelCleaner(audit_size=...)``, which does it for you).
 
     ``class_aware=True``: per given-label class ``c``, the noise rate ``τ_c`` is estimated with the
     confident joint of confident learning on the epoch-averaged predictions (a rare class's lower
@@ -315,6 +325,10 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         *args: Any,
         criterion: Any = nn.CrossEntropyLoss,
         train_split: Any = None,
+        optimizer: Any = torch.optim.AdamW,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        max_epochs: int = 40,
         forget_rate: float | str = "auto",
         num_gradual: int = 10,
         exponent: float = 1.0,
@@ -323,13 +337,25 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         vog_window: int = 5,
         vog_source: str | None = "training",
         vog_dtype: str = "float32",
-        class_aware: bool = False,
+        class_aware: bool = True,
         class_reserve: float = 0.75,
         decision: str = "argmax",
         random_state: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(module, *args, criterion=criterion, train_split=train_split, **kwargs)
+        for key, value in _RECIPE_KWARGS.items():
+            kwargs.setdefault(key, value)
+        super().__init__(
+            module,
+            *args,
+            criterion=criterion,
+            train_split=train_split,
+            optimizer=optimizer,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            **kwargs,
+        )
         self.forget_rate = forget_rate
         self.num_gradual = num_gradual
         self.exponent = exponent
@@ -360,7 +386,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
             check_choice(self.vog_source, "vog_source", VOG_SOURCES)
         elif self.selection == "loss+vog":
             raise ValueError("vog_source must not be None with selection='loss+vog' (got None)")
-        check_choice(self.vog_dtype, "vog_dtype", tuple(_VOG_DTYPES))
+        check_choice(self.vog_dtype, "vog_dtype", tuple(VOG_DTYPES))
         if not isinstance(self.class_aware, (bool, np.bool_)):
             raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
         check_fraction(self.class_reserve, "class_reserve")
@@ -386,7 +412,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         return X, y
 
     def _n_classes(self) -> int:
-        return int(_final_linear(self.module_).out_features)
+        return int(final_linear(self.module_).out_features)
 
     # ------------------------------------------------------------------ initialisation
     def initialize(self) -> CoTeachingClassifier:
@@ -407,6 +433,16 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         self.inference_networks_ = 2
         return self
 
+    def get_default_callbacks(self) -> list[tuple[str, Any]]:
+        """skorch's defaults plus the recipe's ``"standardize"`` and ``"lr_schedule"`` callbacks.
+
+        A user callback of the same name (e.g. from :func:`recommended_net_kwargs`) replaces the
+        recipe's; ``callbacks__standardize=None`` switches one off.
+        """
+        names = {item[0] if isinstance(item, tuple) else type(item).__name__ for item in self.callbacks or ()}
+        recipe = [(name, cls()) for name, cls in _RECIPE_CALLBACKS if name not in names]
+        return [*super().get_default_callbacks(), *recipe]
+
     def initialize_module(self) -> CoTeachingClassifier:
         """Create ``module_`` and ``module2_`` from two different seeds drawn from ``random_state``."""
         _refuse_accelerate(self)
@@ -424,7 +460,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
                 if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
                     kwargs2["random_state"] = int(rs) + 1
                 module2 = self.initialized_instance(self.module, kwargs2)
-        _final_linear(module)  # fail early, with the explanation, if there is no head
+        final_linear(module)  # fail early, with the explanation, if there is no head
         self.module_ = module
         self.module2_ = module2
         return self
@@ -475,7 +511,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         if state is not None and state.n == n:
             state.to(self.device)
             return
-        head = _final_linear(self.module_)
+        head = final_linear(self.module_)
         vog_dim = head.in_features + 1 if self.vog_source is not None else None
         self.run_state_ = _RunState(
             n,
@@ -483,7 +519,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
             torch.device(self.device),
             vog_dim,
             self.vog_window,
-            _VOG_DTYPES[self.vog_dtype],
+            VOG_DTYPES[self.vog_dtype],
         )
 
     # ------------------------------------------------------------------ forward helpers
@@ -492,15 +528,6 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         if isinstance(x, Mapping):
             return module(**{**x, **fit_params})
         return module(x, **fit_params)
-
-    def _forward_capture(
-        self, module: nn.Module, x: Any, fit_params: Mapping[str, Any]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        with capture_input(_final_linear(module)) as cap:
-            logits = self._call(module, x, fit_params)
-        if cap.value is None:
-            raise RuntimeError(f"{type(module).__name__}.forward did not call its final layer 'head'")
-        return logits, cap.value
 
     def _per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         crit = self.criterion_
@@ -622,8 +649,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         x = to_tensor(x, device=self.device)
         y = to_tensor(yi, device=self.device)
         index = index.to(self.device)
-        logits1, h1 = self._forward_capture(self.module_, x, fit_params)
-        logits2, h2 = self._forward_capture(self.module2_, x, fit_params)
+        logits1, h1 = forward_capture(self.module_, x, fit_params)
+        logits2, h2 = forward_capture(self.module2_, x, fit_params)
         loss1 = self._per_sample_loss(logits1, y)
         loss2 = self._per_sample_loss(logits2, y)
         sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())
@@ -743,7 +770,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         x = to_tensor(x, device=self.device)
         y = to_tensor(yi, device=self.device)
         with torch.no_grad():
-            logits1, h1 = self._forward_capture(self.module_, x, fit_params)
+            logits1, h1 = forward_capture(self.module_, x, fit_params)
             logits2 = self._call(self.module2_, x, fit_params)
             y_pred = logits1 + logits2
             loss = self.get_loss(y_pred, y, X=Xi, training=False)
@@ -759,18 +786,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     def _checkpoint_pass(self, dataset: Any) -> None:
         """VoG gradients from an eval-mode, no-gradient pass over the training set."""
         state = self.run_state_
-        self._set_training(False)
-        with torch.no_grad():
-            for batch in self.get_iterator(dataset, training=False):
-                Xi, yi = unpack_data(batch)
-                x, index = split_index(Xi)
-                x = to_tensor(x, device=self.device)
-                y = to_tensor(yi, device=self.device)
-                index = index.to(self.device)
-                logits1, h1 = self._forward_capture(self.module_, x, {})
-                logits2, h2 = self._forward_capture(self.module2_, x, {})
-                state.vog1.update(index, self._grad(logits1, h1, y))
-                state.vog2.update(index, self._grad(logits2, h2, y))
+        networks = [(self.module_, state.vog1), (self.module2_, state.vog2)]
+        record_vog_pass(self, dataset, networks, grad=self._grad)
 
     # ------------------------------------------------------------------ epoch bookkeeping
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:

@@ -10,8 +10,8 @@ from skorch.utils import to_tensor
 from torch import nn
 from torch.utils.data import DataLoader
 
+from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
-from modal_noisy.training._seeding import draw_seeds, torch_seed
 
 __all__ = ["FineTuneMixin"]
 

@@ -8,20 +8,37 @@ with a forward hook, read ``p_y`` from the logits. No second backward pass, no p
 
 :class:`VoGBuffer` keeps the last ``window`` gradients of every sample, keyed by dataset index, and turns
 them into VoG once per epoch with written-out moments (one vectorised pass over the buffer; the per-batch
-work is a single scatter).
+work is a single scatter). :func:`record_vog_pass` is the one eval-mode pass over a training set that
+fills such buffers, shared by the :class:`~modal_noisy.training.VoGTracker` callback and
+``CoTeachingClassifier(vog_source="checkpoint")``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 from torch import nn
 
 from modal_noisy._validation import check_positive_int
+from modal_noisy.nets import final_linear
+from modal_noisy.training._indexed import split_index
 
-__all__ = ["VoGBuffer", "capture_input", "last_layer_grad"]
+__all__ = [
+    "VOG_DTYPES",
+    "VoGBuffer",
+    "capture_input",
+    "forward_capture",
+    "last_layer_grad",
+    "record_vog_pass",
+]
+
+#: Storage types of a VoG ring buffer, by the name a user passes (``dtype=`` / ``vog_dtype=``).
+VOG_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
 
 
 class _InputCapture:
@@ -170,3 +187,78 @@ class VoGBuffer:
             var = (dev * dev * weight).sum(dim=1)
             out[start:stop] = var.sqrt().mean(dim=1)
         return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def forward_capture(
+    module: nn.Module, x: Any, fit_params: Mapping[str, Any] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``module`` on a batch; return its output and the input of its final linear layer.
+
+    A dict batch is passed as keyword arguments (skorch's convention); a tuple output gives its first
+    element.
+
+    Raises
+    ------
+    RuntimeError
+        The forward pass never called the final layer, so there is no input to take VoG from.
+    """
+    fit_params = fit_params or {}
+    with capture_input(final_linear(module)) as cap:
+        out = module(**{**x, **fit_params}) if isinstance(x, Mapping) else module(x, **fit_params)
+    if cap.value is None:
+        raise RuntimeError(f"{type(module).__name__}.forward did not call its final linear layer")
+    return (out[0] if isinstance(out, tuple) else out), cap.value
+
+
+def record_vog_pass(
+    net: Any,
+    dataset: Any,
+    networks: Sequence[tuple[nn.Module, VoGBuffer]],
+    *,
+    grad: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = last_layer_grad,
+    probabilities: bool = False,
+) -> None:
+    """Add one last-layer gradient per sample to each network's buffer, from an eval-mode pass.
+
+    The pass runs over ``net.get_iterator(dataset, training=False)`` (in order, no shuffling) with
+    no gradient and every network in eval mode, so BatchNorm statistics and dropout stay untouched;
+    each network's train/eval mode is restored afterwards, even on error. A sample's buffer slot is
+    its dataset index when the batches carry one (:class:`~modal_noisy.training._indexed.IndexedDataset`),
+    else its position in the pass.
+
+    Parameters
+    ----------
+    net : skorch net
+        Supplies the batches and the device.
+    dataset : torch Dataset
+        The training set.
+    networks : sequence of (module, VoGBuffer)
+        The networks and the buffers their gradients go to.
+    grad : callable, default=last_layer_grad
+        ``grad(logits, features, y)`` -> per-sample gradients (bind a criterion's class weights or
+        label smoothing here).
+    probabilities : bool, default=False
+        The modules return probabilities (a final softmax); their log is taken as the logits.
+    """
+    modes = [module.training for module, _ in networks]
+    for module, _ in networks:
+        module.eval()
+    offset = 0
+    try:
+        with torch.no_grad():
+            for batch in net.get_iterator(dataset, training=False):
+                Xi, yi = unpack_data(batch)
+                x, index = split_index(Xi)
+                x = to_tensor(x, device=net.device)
+                y = to_tensor(yi, device=net.device).long()
+                if index is None:
+                    index = torch.arange(offset, offset + len(y))
+                index = index.to(net.device)
+                offset += len(y)
+                for module, buffer in networks:
+                    out, features = forward_capture(module, x)
+                    logits = torch.log(out.clamp_min(1e-30)) if probabilities else out
+                    buffer.update(index, grad(logits, features, y))
+    finally:
+        for (module, _), mode in zip(networks, modes, strict=True):
+            module.train(mode)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
 from torch import nn
 
 from modal_noisy._validation import check_choice, check_positive_int
-from modal_noisy.training._indexed import split_index
-from modal_noisy.training._vog import VoGBuffer, capture_input, last_layer_grad
+from modal_noisy.nets import final_linear
+from modal_noisy.training._vog import VOG_DTYPES, VoGBuffer, record_vog_pass
 
 __all__ = ["SelectionMonitor", "VoGTracker"]
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64}
 
 
 class VoGTracker(Callback):
@@ -82,7 +77,7 @@ class VoGTracker(Callback):
         check_positive_int(self.window, "window", minimum=2)
         check_positive_int(self.every, "every")
         check_choice(self.output, "output", ("auto", "logits", "probabilities"))
-        check_choice(self.dtype, "dtype", tuple(_DTYPES))
+        check_choice(self.dtype, "dtype", tuple(VOG_DTYPES))
         self.vog_: np.ndarray | None = None
         self.buffer_: VoGBuffer | None = None
         self.epochs_ = 0
@@ -94,8 +89,6 @@ class VoGTracker(Callback):
         return isinstance(getattr(net, "criterion_", None), nn.NLLLoss)
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
-        from modal_noisy.nets import final_linear
-
         self.epochs_ += 1
         if dataset_train is None or self.epochs_ % self.every:
             return
@@ -107,29 +100,12 @@ class VoGTracker(Callback):
                 n,
                 head.in_features + 1,
                 self.window,
-                dtype=_DTYPES[self.dtype],
+                dtype=VOG_DTYPES[self.dtype],
                 device=net.device,
             )
-        probabilities = self._returns_probabilities(net)
-        was_training = module.training
-        module.eval()
-        offset = 0
-        try:
-            with torch.no_grad():
-                for batch in net.get_iterator(dataset_train, training=False):
-                    Xi, yi = unpack_data(batch)
-                    x, _ = split_index(Xi)
-                    x = to_tensor(x, device=net.device)
-                    y = to_tensor(yi, device=net.device).long()
-                    with capture_input(head) as cap:
-                        out = module(**x) if isinstance(x, Mapping) else module(x)
-                    out = out[0] if isinstance(out, tuple) else out
-                    logits = torch.log(out.clamp_min(1e-30)) if probabilities else out
-                    index = torch.arange(offset, offset + len(y), device=net.device)
-                    self.buffer_.update(index, last_layer_grad(logits, cap.value, y))
-                    offset += len(y)
-        finally:
-            module.train(was_training)
+        record_vog_pass(
+            net, dataset_train, [(module, self.buffer_)], probabilities=self._returns_probabilities(net)
+        )
         self.vog_ = self.buffer_.compute().float().cpu().numpy()
         net.vog_ = self.vog_
 
