@@ -450,6 +450,9 @@ def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
     precision = np.mean([r["relabel_precision"] for r in report["rounds"][1:]])
     pool_noise = report["phase1"]["noisy_pool_noise_rate"]
     overall_noise = report["phase1"]["true_noise_rate"]
+    # the demo reports its noise estimates: overall and per given-label class
+    assert abs(report["phase1"]["noise_rate_estimate"] - overall_noise) < 0.1
+    assert len(report["phase1"]["class_noise_rate_estimates"]) == 10
     # Picking at random from the noisy pool would hit a wrong label with probability pool_noise
     # (measured 0.92; the training set as a whole is 0.40 noisy): the strategy must waste at most
     # half as many labels on correct samples as random picks would.

@@ -47,6 +47,7 @@ def report() -> CleaningReport:
         phase1={
             "selection": selection,
             "noise_rate_estimate": 0.38,
+            "class_noise_rate_estimates": [0.2, 0.5, 0.9],
             "noisy_remaining": 30,
             "val": {
                 "balanced_accuracy": 0.65,
@@ -148,6 +149,7 @@ def test_markdown_table(report):
     lines = text.splitlines()
     assert lines[0].startswith("phase 1: clean-set precision 0.667, recall 0.500")
     assert "noise rate estimate 0.380" in lines[0] and "plain cross-entropy bal acc 0.600" in lines[0]
+    assert "per class 0.20 0.50 0.90" in lines[0]
     table = lines[1:]
     assert len(table) == 2 + 3  # header, rule, rounds 0..2
     assert len({len(line) for line in table}) == 1  # aligned

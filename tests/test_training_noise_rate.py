@@ -5,25 +5,55 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modal_noisy.training._noise_rate import class_noise_rates, noisy_posterior
+from modal_noisy.training import class_noise_rates, wrong_label_share
 
 
-@pytest.mark.parametrize("rate", [0.2, 0.4, 0.6], ids=["20%", "40%", "60%"])
-def test_noisy_posterior_recovers_mixture_weight(rate):
+def _weak_learner(rng, n, k, rate, *, boost=2.0, memorised=0.0, pair=False):
+    """Softmax of Gaussian logits with the true class raised by `boost` (a network that gets a
+    fifth of the clean labels wrong), labels flipped at `rate` (uniformly, or to the next class)."""
+    true = rng.integers(0, k, n)
+    flip = rng.random(n) < rate
+    given = true.copy()
+    shift = np.ones(flip.sum(), dtype=int) if pair else rng.integers(1, k, flip.sum())
+    given[flip] = (true[flip] + shift) % k
+    logits = rng.normal(0.0, 1.0, (n, k))
+    logits[np.arange(n), true] += boost
+    logits[np.arange(n), given] += memorised * flip  # a network that has begun to fit wrong labels
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return given, probs, flip
+
+
+@pytest.mark.parametrize(
+    ("rate", "slack"), [(0.2, 0.05), (0.4, 0.05), (0.6, 0.12)], ids=["20%", "40%", "60%"]
+)
+def test_wrong_label_share_recovers_the_rate_of_a_weak_learner(rate, slack):
+    """An upper bound, tight while clean labels have little mass where random labels lie."""
     rng = np.random.default_rng(0)
-    n = 2000
-    noisy = rng.random(n) < rate
-    # log-normal losses: clean around 0.05, noisy around 2.5
-    losses = np.where(noisy, np.exp(rng.normal(0.9, 0.5, n)), np.exp(rng.normal(-3.0, 0.7, n)))
-    post = noisy_posterior(losses)
-    assert post.shape == (n,)
-    assert post.mean() == pytest.approx(noisy.mean(), abs=0.02)
-    assert np.mean((post > 0.5) == noisy) > 0.97
+    given, probs, flip = _weak_learner(rng, 3000, 5, rate)
+    clean = ~flip
+    assert (probs.argmax(1) == given)[clean].mean() < 0.85  # hard clean labels, unlike digits
+    estimate = wrong_label_share(probs, given)
+    assert flip.mean() - 0.02 <= estimate <= flip.mean() + slack
 
 
-def test_noisy_posterior_degenerate_inputs():
-    assert noisy_posterior(np.ones(10)).tolist() == [0.0] * 10
-    assert noisy_posterior(np.array([0.1, 2.0])).tolist() == [0.0, 0.0]
+def test_wrong_label_share_is_low_where_wrong_labels_are_learned():
+    """The two documented failures both bias the estimate down, never up."""
+    rng = np.random.default_rng(1)
+    given, probs, _ = _weak_learner(rng, 3000, 5, 0.4)
+    unbiased = wrong_label_share(probs, given)
+    given_m, probs_m, _ = _weak_learner(np.random.default_rng(1), 3000, 5, 0.4, memorised=2.0)
+    given_p, probs_p, _ = _weak_learner(np.random.default_rng(1), 3000, 5, 0.4, memorised=1.0, pair=True)
+    memorised = wrong_label_share(probs_m, given_m)
+    pair = wrong_label_share(probs_p, given_p)
+    assert memorised < unbiased - 0.1
+    assert pair <= unbiased
+
+
+def test_wrong_label_share_degenerate_inputs():
+    assert wrong_label_share(np.array([[0.5, 0.5]]), np.array([0])) == 0.0
+    assert wrong_label_share(np.ones((5, 1)), np.zeros(5, dtype=int)) == 0.0
+    uniform = wrong_label_share(np.full((50, 4), 0.25), np.arange(50) % 4)
+    assert 0.0 <= uniform <= 1.0
 
 
 def _synthetic_probs(rng, counts, noise, confidence):

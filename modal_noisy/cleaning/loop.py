@@ -527,6 +527,9 @@ class ActiveLabelCleaner(BaseEstimator):
             "n_selected_clean": int(clean_mask.sum()),
             "noise_rate_estimate": None if noise_rate is None else float(noise_rate),
         }
+        class_rates = getattr(estimator, "class_noise_rates_", None)
+        if class_rates is not None:
+            summary["class_noise_rate_estimates"] = [float(r) for r in class_rates]
         if audit is not None:
             summary["audit"] = dataclasses.asdict(audit)
         if inputs.y_true is not None:

@@ -66,6 +66,7 @@ _FLOAT_KEYS = (
     "min_retention",
     "selected_fraction",
     "noise_rate_estimate",
+    "class_noise_rate_estimates",
     "time_s",
 )
 
@@ -119,9 +120,9 @@ class CleaningReport:
     ----------
     phase1 : dict
         Phase-1 results. Recognised keys: ``selection`` (a :func:`selection_metrics` dict, when the
-        truth is known), ``noise_rate_estimate``, ``noisy_remaining`` (wrong labels in the given
-        label vector, when known), ``val`` and ``test`` (:func:`classification_metrics` of the
-        phase-1 model), ``baseline`` (e.g. ``{"val": ..., "test": ...}`` of a plain cross-entropy
+        truth is known), ``noise_rate_estimate`` and ``class_noise_rate_estimates`` (per given-label
+        class), ``noisy_remaining`` (wrong labels in the given label vector, when known), ``val``
+        and ``test`` (:func:`classification_metrics` of the phase-1 model), ``baseline`` (e.g. ``{"val": ..., "test": ...}`` of a plain cross-entropy
         model). Other keys are kept.
     rounds : list of dict
         One record per cleaning round with the keys ``round`` (1, 2, ...), ``labels_spent``
@@ -210,6 +211,9 @@ class CleaningReport:
             )
         if p1.get("noise_rate_estimate") is not None:
             parts.append(f"noise rate estimate {_fmt(p1['noise_rate_estimate'], '.3f')}")
+        if p1.get("class_noise_rate_estimates"):
+            rates = " ".join(_fmt(r, ".2f") for r in p1["class_noise_rate_estimates"])
+            parts.append(f"per class {rates}")
         audit = p1.get("audit") or {}
         if audit:
             parts.append(
