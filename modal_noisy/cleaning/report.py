@@ -122,8 +122,8 @@ class CleaningReport:
         Phase-1 results. Recognised keys: ``selection`` (a :func:`selection_metrics` dict, when the
         truth is known), ``noise_rate_estimate`` and ``class_noise_rate_estimates`` (per given-label
         class), ``noisy_remaining`` (wrong labels in the given label vector, when known), ``val``
-        and ``test`` (:func:`classification_metrics` of the phase-1 model), ``baseline`` (e.g. ``{"val": ..., "test": ...}`` of a plain cross-entropy
-        model). Other keys are kept.
+        and ``test`` (:func:`classification_metrics` of the phase-1 model), ``baseline`` (e.g.
+        ``{"val": ..., "test": ...}`` of a plain cross-entropy model). Other keys are kept.
     rounds : list of dict
         One record per cleaning round with the keys ``round`` (1, 2, ...), ``labels_spent``
         (cumulative), ``n_queried``, ``relabel_precision``, ``n_changed``, ``noisy_remaining`` (None
