@@ -72,6 +72,9 @@ PHASE1_METHODS = (
     "cleanlab_find_label_issues",
     "cleanlab_cleanlearning",
 )
+#: the estimator behind forget_rate="auto" (see CoTeachingClassifier): a held-out share's
+#: mixture-proportion estimate
+NOISE_ESTIMATOR = "held_out"
 DEFAULT_PHASE1 = [m for m in PHASE1_METHODS if m != "ours_true_rate"]
 # the test balanced accuracy of decision="balanced": the prior divided out once per summed network
 BALANCED_DECISION = "balanced_accuracy_balanced_decision"
@@ -251,6 +254,8 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
         "fit_seconds": sw.seconds,
         "epoch_seconds": float(np.mean(net.history[:, "dur"])),
         "forget_rate": rate,
+        # which estimator "auto" ran (records without the field used the loss mixture)
+        **({"noise_estimator": NOISE_ESTIMATOR} if rate == "auto" else {}),
         "selection": _selection(np.asarray(net.clean_mask_, dtype=bool), exp),
         "noise_rate_estimate": float(net.noise_rate_) if rate == "auto" else estimate,
         "test": _test_metrics(net, exp, exp.y_given),
