@@ -216,9 +216,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         How :meth:`predict` turns probabilities into classes. ``"balanced"`` divides them by
         ``decision_prior_`` first (:func:`modal_noisy.decision.prior_corrected_predict`), the
         decision that maximises balanced accuracy; on imbalanced data it trades majority-class
-        recall for rare-class recall (HAM10000 8×8, one SmallCNN on clean labels: balanced accuracy
-        0.35 → 0.46, see ``benchmarks/README.md``). ``predict_proba``, and so every query strategy,
-        is unaffected.
+        recall for rare-class recall (*Clean-label ceilings* in ``benchmarks/RESULTS.md``).
+        ``predict_proba``, and so every query strategy, is unaffected.
     random_state : int, numpy RandomState or None, default=None
         Seeds the two networks' initialisations, the shuffling, dropout and the random fill.
         The same int gives identical results on the CPU. The caller's global torch and numpy
@@ -268,9 +267,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         What ``predict`` divides the probabilities by: None with ``decision="argmax"``, else
         ``class_prior_ ** inference_networks_`` (normalised). The prediction of two networks is
         the softmax of their summed logits, a product of two posteriors that each carry the
-        training prior, so the prior is divided out once per network (HAM10000 8×8, co-teaching
-        pair, 20 epochs: clean labels 0.308 / 0.300 → 0.392 / 0.366 dividing once, 0.471 / 0.452
-        twice, seeds 0 / 1; 40% noise 0.285 → 0.322 once, 0.336 twice).
+        training prior, so the prior is divided out once per network.
     history : skorch History
         Per epoch, besides skorch's entries: ``forget_rate`` (``τ_e``), ``noise_rate`` (``τ``),
         ``selected_frac`` (share of the training samples network 1 selected), ``vog_mixing``
