@@ -15,6 +15,7 @@ __all__ = [
     "check_choice",
     "check_finite_array",
     "check_fraction",
+    "check_indices",
     "check_labels",
     "check_nonnegative",
     "check_positive_int",
@@ -96,14 +97,39 @@ def check_labels(y: object, name: str = "y", *, n_classes: int | None = None) ->
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0].item()
             raise ValueError(f"{name} must hold integer class labels (got {bad!r})")
+    upper_rule = f"lie in [0, {n_classes}) for n_classes={n_classes}"
+    return _check_range(arr, name, n_classes, upper_rule, unit="label ")
+
+
+def check_indices(indices: object, n_samples: int | None, *, unique: bool = False) -> np.ndarray:
+    """Return ``indices`` as a 1-D int64 array of valid positions into ``n_samples`` training samples.
+
+    Unlike labels, positions must already be integers; ``unique=True`` also refuses repeats.
+    """
+    arr = np.asarray(indices)
+    if arr.ndim != 1:
+        raise ValueError(f"indices must be a 1-D array of positions (got shape {arr.shape})")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"indices must hold integer positions (got dtype {arr.dtype})")
+    upper_rule = f"be < the number of training samples {n_samples}"
+    arr = _check_range(arr, "indices", n_samples, upper_rule, unit="")
+    if unique and np.unique(arr).size != arr.size:
+        values, counts = np.unique(arr, return_counts=True)
+        raise ValueError(f"indices must be distinct (got {int(values[counts > 1][0])} twice)")
+    return arr
+
+
+def _check_range(arr: np.ndarray, name: str, upper: int | None, upper_rule: str, *, unit: str) -> np.ndarray:
+    """Integral ``arr`` as int64, after checking every value is >= 0 and, when ``upper`` is given, below it.
+
+    ``upper_rule`` words the upper bound and ``unit`` precedes the offending value in the message, so
+    labels and positions keep their own wording.
+    """
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} must be >= 0 (got label {int(arr.min())})")
-    if n_classes is not None and arr.size and arr.max() >= n_classes:
-        raise ValueError(
-            f"{name} must lie in [0, {n_classes}) for n_classes={n_classes} "
-            f"(got label {int(arr.max())})"
-        )
+        raise ValueError(f"{name} must be >= 0 (got {unit}{int(arr.min())})")
+    if upper is not None and arr.size and arr.max() >= upper:
+        raise ValueError(f"{name} must {upper_rule} (got {unit}{int(arr.max())})")
     return arr
 
 

@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from modal_noisy._validation import check_finite_array, check_labels, check_positive_int
-from modal_noisy.cleaning.oracles import Oracle, check_indices
+from modal_noisy._validation import check_finite_array, check_indices, check_labels, check_positive_int
+from modal_noisy.cleaning.oracles import Oracle
 
 __all__ = ["AwaitingExpertAnswers", "FileOracle", "QueueFiles"]
 

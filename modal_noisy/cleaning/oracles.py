@@ -18,29 +18,9 @@ import abc
 import numpy as np
 from sklearn.utils import check_random_state
 
-from modal_noisy._validation import check_fraction, check_labels, check_positive_int
+from modal_noisy._validation import check_fraction, check_indices, check_labels, check_positive_int
 
 __all__ = ["NoisyOracle", "Oracle", "SimulatedOracle"]
-
-
-def check_indices(indices: object, n_samples: int | None, *, unique: bool = False) -> np.ndarray:
-    """Return ``indices`` as a 1-D int64 array of valid positions."""
-    arr = np.asarray(indices)
-    if arr.ndim != 1:
-        raise ValueError(f"indices must be a 1-D array of positions (got shape {arr.shape})")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"indices must hold integer positions (got dtype {arr.dtype})")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"indices must be >= 0 (got {int(arr.min())})")
-    if n_samples is not None and arr.size and arr.max() >= n_samples:
-        raise ValueError(
-            f"indices must be < the number of training samples {n_samples} (got {int(arr.max())})"
-        )
-    if unique and np.unique(arr).size != arr.size:
-        values, counts = np.unique(arr, return_counts=True)
-        raise ValueError(f"indices must be distinct (got {int(values[counts > 1][0])} twice)")
-    return arr
 
 
 class Oracle(abc.ABC):
