@@ -331,6 +331,8 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
     # standard errors added to a class's estimated clean share before reserving (small classes
     # have the noisiest estimates; a missed rare clean sample costs more than a kept noisy one)
     _RESERVE_SE = 1.0
+    # share of the data set's clean share that every class is assumed to have at least
+    _CLASS_FLOOR = 1.0
 
     def __init__(
         self,
@@ -779,7 +781,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         clean = np.minimum(1.0 - rates + self._RESERVE_SE * se, 1.0)
         # no class is assumed noisier than the data set: the estimate of a class that is mostly
         # noise is the least reliable one, and its few clean samples are the costliest to lose
-        clean = np.maximum(clean, 1.0 - float(self.noise_rate_))
+        clean = np.maximum(clean, self._CLASS_FLOOR * (1.0 - float(self.noise_rate_)))
         frac = self.class_reserve * (1.0 - ramp * (1.0 - clean))
         # never empty a class: at least one reserved sample each
         keep = np.where(counts > 0, np.maximum(np.floor(frac * counts + 0.5), 1), 0)
