@@ -31,13 +31,9 @@ from typing import Any
 import numpy as np
 
 from modal_noisy import __version__
+from modal_noisy._locking import exclusive_lock
 from modal_noisy._validation import check_labels, check_positive_int
 from modal_noisy.jsonable import to_jsonable
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks there
-    fcntl = None
 
 __all__ = ["JOURNAL_FORMAT", "JournalState", "RelabelJournal", "dataset_fingerprint"]
 
@@ -179,46 +175,29 @@ class RelabelJournal:
 
     @property
     def lock_path(self) -> Path:
-        """The lock file beside the journal (``<journal>.lock``)."""
-        return self.path.with_name(self.path.name + ".lock")
+        """The lock file beside the journal (``<journal>.lock``, beside its target when it is a link)."""
+        target = self.path.resolve()
+        return target.with_name(target.name + ".lock")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold an exclusive lock on the journal while a run writes to it.
 
         Two processes appending to one journal would interleave the expert's answers of different
-        runs, so a second ``lock()`` fails at once instead of waiting. The lock belongs to the open
-        lock file: a process that dies, however abruptly, releases it, and the ``.lock`` file left
-        behind is harmless. Advisory, and only where :mod:`fcntl` exists (POSIX); elsewhere it
-        does nothing.
+        runs, so a second ``lock()`` fails at once instead of waiting. The lock file is keyed by the
+        journal's resolved real path, so a journal reached through a symbolic link is locked under
+        its target's name. A process that dies, however abruptly, releases it, and the ``.lock``
+        file left behind is harmless (see :func:`modal_noisy._locking.exclusive_lock`).
 
         Raises
         ------
         RuntimeError
             When another open lock holds the journal; the message names the holder's process id.
         """
-        if fcntl is None:
+        lock_path = self.lock_path
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(lock_path, f"journal {str(self.path)!r}"):
             yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise RuntimeError(
-                    f"journal {str(self.path)!r} is in use by another run (process {holder}); wait for "
-                    "it to finish, or use another journal path"
-                ) from None
-            try:
-                fh.seek(0)
-                fh.truncate()
-                fh.write(str(os.getpid()))
-                fh.flush()
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ start / read
     def start(

@@ -423,7 +423,9 @@ class ActiveLabelCleaner(BaseEstimator):
         session = CleaningSession(
             self.journal,
             settings=self._settings(),
-            replay_keys=CLEANER_SETTINGS,
+            # resuming, the estimator's identity too: another one would query other samples than the
+            # journal's, which would only show after phase 1
+            replay_keys=(*CLEANER_SETTINGS, *(_ESTIMATOR_SETTINGS if resume else ())),
             resume=resume,
             verbose=self.verbose,
         )
