@@ -117,7 +117,8 @@ def test_two_runs_on_one_journal_through_a_symlink(tmp_path, capsys):
             cli.main([*SMALL, "--out", str(linked)])
         assert refused.value.code == 2 and "in use by another run" in capsys.readouterr().err
         assert not (linked / "settings.json").exists()
-    assert RelabelJournal(linked / "journal.jsonl").lock_path == RelabelJournal(real / "journal.jsonl").lock_path
+    lock_paths = {RelabelJournal(folder / "journal.jsonl").lock_path for folder in (real, linked)}
+    assert lock_paths == {(real / "journal.jsonl.lock").resolve()}
 
 
 @needs_fcntl
