@@ -114,6 +114,8 @@ class JournalState:
         True when an incomplete tail (from a crash during a write) was ignored.
     valid_size : int
         Byte length of the valid part of the file; a later append cuts the file to this length.
+    lines : list[int]
+        The line number of each of ``records`` in the file (1 is the header's).
     """
 
     header: dict[str, Any]
@@ -121,6 +123,7 @@ class JournalState:
     records: list[dict[str, Any]] = field(default_factory=list)
     torn_tail: bool = False
     valid_size: int = 0
+    lines: list[int] = field(default_factory=list)
 
     @property
     def rounds(self) -> list[int]:
@@ -138,6 +141,28 @@ class JournalState:
             for rec in self.records
             if rec["type"] not in ("header", "relabel") and (type is None or rec["type"] == type)
         ]
+
+    def check_relabels(self, path: str | os.PathLike[str], n_samples: int, n_classes: int | None) -> None:
+        """Check every relabel names a training sample and, given ``n_classes``, a class in range.
+
+        Raises
+        ------
+        ValueError
+            Naming the journal's ``path``, the line and the value: an edited or foreign journal.
+        """
+        for record, line in zip(self.records, self.lines, strict=True):
+            if record["type"] != "relabel":
+                continue
+            if record["index"] >= n_samples:
+                raise ValueError(
+                    f"journal {path}, line {line}: relabel index {record['index']} is out of range for "
+                    f"a training set of {n_samples} samples; was the journal written for other data?"
+                )
+            if n_classes is not None and record["new"] >= n_classes:
+                raise ValueError(
+                    f"journal {path}, line {line}: label {record['new']} must lie in [0, {n_classes}) "
+                    f"for n_classes={n_classes}; was the journal edited?"
+                )
 
     def apply(self, labels: object) -> np.ndarray:
         """Return a copy of ``labels`` with every journalled relabel applied, in journal order."""
@@ -266,7 +291,7 @@ class RelabelJournal:
         os.replace(tmp, self.path)
         _fsync_directory(self.path.parent)
         self._valid_size = len(data)
-        return JournalState(header=header, records=[header], valid_size=len(data))
+        return JournalState(header=header, records=[header], valid_size=len(data), lines=[1])
 
     def _check_header(
         self,
@@ -319,12 +344,14 @@ class RelabelJournal:
 
         header: dict[str, Any] | None = None
         records: list[dict[str, Any]] = []
+        lines: list[int] = []
         relabels: dict[int, list[tuple[int, int]]] = {}
         offset = 0
         valid_size = 0
         torn = bool(partial.strip())
         batch: list[tuple[int, int, int]] = []  # (round, index, new) of the unfinished batch
         batch_records: list[dict[str, Any]] = []
+        batch_lines: list[int] = []
         batch_start = 0
         batch_size = 0
 
@@ -352,6 +379,7 @@ class RelabelJournal:
             if header is None:
                 header = self._parse_header(record, number)
                 records.append(record)
+                lines.append(number)
                 valid_size = offset
                 continue
             if record["type"] == "header":
@@ -363,6 +391,7 @@ class RelabelJournal:
                         "unfinished relabel batch"
                     )
                 records.append(record)
+                lines.append(number)
                 valid_size = offset
                 continue
 
@@ -376,11 +405,13 @@ class RelabelJournal:
                 batch_start, batch_size = valid_size, size
             batch.append((round_index, index, new))
             batch_records.append(record)
+            batch_lines.append(number)
             if len(batch) == batch_size:
                 for r, i, n in batch:
                     relabels.setdefault(r, []).append((i, n))
                 records.extend(batch_records)
-                batch, batch_records = [], []
+                lines.extend(batch_lines)
+                batch, batch_records, batch_lines = [], [], []
                 valid_size = offset
         if header is None:
             raise ValueError(f"journal {self.path} has no header line; it is not a journal")
@@ -394,6 +425,7 @@ class RelabelJournal:
             records=records,
             torn_tail=torn,
             valid_size=valid_size,
+            lines=lines,
         )
 
     def _parse_header(self, record: dict[str, Any], number: int) -> dict[str, Any]:
