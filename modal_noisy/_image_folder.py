@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from modal_noisy._validation import check_labels, check_positive_int
+from modal_noisy._validation import check_choice, check_labels, check_positive_int
 
 __all__ = ["ImageFolderCSV"]
 
@@ -38,8 +38,8 @@ class ImageFolderCSV(Dataset):
         ISIC_0024307.jpg,1
 
     and a folder holding those files. Everything is checked when the dataset is built (CSV and
-    columns present, every image file present, labels integer and in range), so a training run never
-    fails half-way on a missing file. Images are opened with PIL on access.
+    columns present, every image file present and readable, labels integer and in range), so a training
+    run never fails half-way on a missing or damaged file. Images are opened with PIL on access.
 
     Parameters
     ----------
@@ -63,6 +63,10 @@ class ImageFolderCSV(Dataset):
         Extensions tried for file names given without one.
     mode : str or None, default="RGB"
         PIL mode every image is converted to (``"L"`` for grayscale); ``None`` keeps each file's own.
+    verify : {"header", "full", "none"}, default="header"
+        How far every image is read when the dataset is built: its header (fast: catches files that
+        are not images, or truncated before their header ends), all its pixels (``"full"``: catches
+        truncated data too, at the cost of one decode per image), or not at all.
 
     Attributes
     ----------
@@ -79,8 +83,8 @@ class ImageFolderCSV(Dataset):
     FileNotFoundError
         If the CSV or the folder is missing, or image files are (the first ones are named).
     ValueError
-        If columns are missing (the columns found are listed), the CSV is empty, or labels are not
-        integers in range.
+        If columns are missing (the columns found are listed), the CSV is empty, labels are not
+        integers in range, or an image cannot be read (the file is named).
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class ImageFolderCSV(Dataset):
         n_classes: int | None = None,
         extensions: Sequence[str] = (".png", ".jpg", ".jpeg"),
         mode: str | None = "RGB",
+        verify: str = "header",
     ) -> None:
         csv_file = Path(csv_path).expanduser()
         if not csv_file.is_file():
@@ -132,6 +137,7 @@ class ImageFolderCSV(Dataset):
             self.class_names = label_columns
         self.labels = check_labels(labels, f"column {label_column!r}", n_classes=self.n_classes)
         self.paths = _resolve_paths(frame[image_column], folder, image_column, tuple(extensions))
+        _verify_images(self.paths, check_choice(verify, "verify", ("header", "full", "none")), csv_file)
         self.transform = transform if transform is not None else _default_transform()
         self.mode = mode
         self.csv_path = csv_file
@@ -151,6 +157,23 @@ class ImageFolderCSV(Dataset):
             f"{type(self).__name__}(csv_path={str(self.csv_path)!r}, "
             f"image_dir={str(self.image_dir)!r}, n_samples={len(self)}, n_classes={self.n_classes})"
         )
+
+
+def _verify_images(paths: np.ndarray, depth: str, csv_file: Path) -> None:
+    """Open every image (its header, or ``depth="full"`` its pixels too): fail now, naming the file."""
+    if depth == "none":
+        return
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                if depth == "full":
+                    image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            # PIL raises UnidentifiedImageError (an OSError) for a damaged header, OSError or
+            # SyntaxError for damaged data
+            raise ValueError(
+                f"image {path} listed in {csv_file} is not a readable image ({type(err).__name__}: {err})"
+            ) from None
 
 
 def _default_transform() -> Callable:

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "check_choice",
     "check_finite_array",
+    "check_finite_input",
     "check_fraction",
     "check_indices",
     "check_labels",
@@ -151,6 +152,25 @@ def check_finite_array(X: object, name: str = "X") -> np.ndarray:
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must not contain NaN or infinity (got {n_bad} non-finite values)")
     return arr
+
+
+def check_finite_input(X: object, name: str = "X") -> object:
+    """Return ``X`` unchanged after checking a numeric array or tensor holds no NaN or infinity.
+
+    Unlike :func:`check_finite_array` it converts nothing: a torch tensor stays on its device, and
+    inputs that are not arrays (a ``Dataset``, a dict of arrays) pass unchecked.
+    """
+    if isinstance(X, np.ndarray):
+        if not np.issubdtype(X.dtype, np.number):
+            return X
+        n_bad = int(X.size - np.count_nonzero(np.isfinite(X)))
+    elif callable(getattr(X, "isfinite", None)) and hasattr(X, "dtype"):  # a torch tensor
+        n_bad = int((~X.isfinite()).sum())
+    else:
+        return X
+    if n_bad:
+        raise ValueError(f"{name} must not contain NaN or infinity (got {n_bad} non-finite values)")
+    return X
 
 
 def check_pred_probs(pred_probs: object, n_classes: int | None = None) -> tuple[np.ndarray, int]:

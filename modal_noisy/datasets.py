@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -180,10 +182,12 @@ def load_medmnist(
         n_classes = check_positive_int(n_classes, "n_classes")
     _verify_checksums(file, md5=md5, sha256=sha256)
     image_key, label_key = f"{split}_images", f"{split}_labels"
+    # a truncated or damaged download fails inside numpy with zipfile's or zlib's errors
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{file} is not a readable numpy .npz file ({err})") from err
+    except unreadable as err:
+        raise ValueError(f"{file} is not a readable numpy .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{file} must be an .npz archive with named arrays (got a single array)")
     with archive:
@@ -194,8 +198,11 @@ def load_medmnist(
                 f"{file} has no {' / '.join(missing)} for split={split!r}: expected keys "
                 f"'{image_key}' and '{label_key}' (MedMNIST layout), found {found}"
             )
-        images = archive[image_key]
-        labels = archive[label_key]
+        try:
+            images = archive[image_key]
+            labels = archive[label_key]
+        except unreadable as err:
+            raise ValueError(f"{file} is damaged ({type(err).__name__}: {err}); download it again") from None
     X = _images_to_nchw(images, image_key)
     y = check_labels(labels, label_key, n_classes=n_classes)
     if len(y) != len(X):

@@ -25,6 +25,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNetClassifier
 
+from modal_noisy._device import check_device
 from modal_noisy._seeding import torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
 from modal_noisy.cleaning import ActiveLabelCleaner
@@ -114,6 +115,7 @@ recalibrate, recalibrate_from
         if self.forget_rate != "auto":
             check_fraction(self.forget_rate, "forget_rate", high_inclusive=False)
         check_choice(self.decision, "decision", ("argmax", "balanced"))
+        check_device(self.device)
         check_choice(self.strategy, "strategy", sorted(STRATEGIES))
         # the rest of phase 2's settings: the cleaner's own checks, before any work
         ActiveLabelCleaner(None, **self.cleaner_params())._check_params()

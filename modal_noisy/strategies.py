@@ -42,7 +42,7 @@ from sklearn.utils import check_random_state
 
 from modal_noisy import scoring
 from modal_noisy._inference import is_skorch_net, mc_dropout_proba, penultimate_features, predict_proba
-from modal_noisy._validation import check_choice, check_labels, check_positive_int
+from modal_noisy._validation import check_choice, check_finite_input, check_labels, check_positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -148,6 +148,7 @@ def _length(X: object) -> int:
 def _pool_size(X_pool: object, **precomputed: object) -> int:
     """Pool size from ``X_pool``, or from a precomputed per-sample array when ``X_pool`` is None."""
     if X_pool is not None:
+        check_finite_input(X_pool, "X_pool")  # a NaN image would get NaN scores, ranked anywhere
         return _length(X_pool)
     for name, value in precomputed.items():
         if value is not None:

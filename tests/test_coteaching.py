@@ -313,8 +313,8 @@ def test_class_aware_never_empties_a_class(data):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"forget_rate": 1.5}, r"forget_rate must be in \[0, 1\] \(got 1.5\)"),
-        ({"forget_rate": "half"}, r"forget_rate must be a number in \[0, 1\] or 'auto' \(got 'half'\)"),
+        ({"forget_rate": 1.5}, r"forget_rate must be in \[0, 1\) \(got 1.5\)"),
+        ({"forget_rate": "half"}, r"forget_rate must be a number in \[0, 1\) or 'auto' \(got 'half'\)"),
         ({"mix_ratio": -0.1}, r"mix_ratio must be in \[0, 1\] \(got -0.1\)"),
         ({"vog_window": 1}, r"vog_window must be >= 2 \(got 1\)"),
         ({"selection": "vog"}, r"selection must be one of .* \(got 'vog'\)"),

@@ -449,8 +449,15 @@ def _parse_int(text: str) -> int | None:
 
 def _read_csv_rows(file: Path) -> list[list[str]]:
     """Rows of a CSV written by a spreadsheet: BOM tolerated, ``,`` ``;`` or tab separated."""
-    with open(file, newline="", encoding="utf-8-sig") as fh:
-        text = fh.read()
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as error:
+        # a spreadsheet's legacy encoding (cp1252, latin-1): say which file, and how to fix it
+        raise ValueError(
+            f"{file} is not UTF-8 text (byte {error.object[error.start]:#04x} at position {error.start}); "
+            "save it as CSV UTF-8"
+        ) from None
     header = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=header.count)
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

@@ -31,13 +31,9 @@ from typing import Any
 import numpy as np
 
 from modal_noisy import __version__
+from modal_noisy._locking import exclusive_lock
 from modal_noisy._validation import check_labels, check_positive_int
 from modal_noisy.jsonable import to_jsonable
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks there
-    fcntl = None
 
 __all__ = ["JOURNAL_FORMAT", "JournalState", "RelabelJournal", "dataset_fingerprint"]
 
@@ -118,6 +114,8 @@ class JournalState:
         True when an incomplete tail (from a crash during a write) was ignored.
     valid_size : int
         Byte length of the valid part of the file; a later append cuts the file to this length.
+    lines : list[int]
+        The line number of each of ``records`` in the file (1 is the header's).
     """
 
     header: dict[str, Any]
@@ -125,6 +123,7 @@ class JournalState:
     records: list[dict[str, Any]] = field(default_factory=list)
     torn_tail: bool = False
     valid_size: int = 0
+    lines: list[int] = field(default_factory=list)
 
     @property
     def rounds(self) -> list[int]:
@@ -142,6 +141,28 @@ class JournalState:
             for rec in self.records
             if rec["type"] not in ("header", "relabel") and (type is None or rec["type"] == type)
         ]
+
+    def check_relabels(self, path: str | os.PathLike[str], n_samples: int, n_classes: int | None) -> None:
+        """Check every relabel names a training sample and, given ``n_classes``, a class in range.
+
+        Raises
+        ------
+        ValueError
+            Naming the journal's ``path``, the line and the value: an edited or foreign journal.
+        """
+        for record, line in zip(self.records, self.lines, strict=True):
+            if record["type"] != "relabel":
+                continue
+            if record["index"] >= n_samples:
+                raise ValueError(
+                    f"journal {path}, line {line}: relabel index {record['index']} is out of range for "
+                    f"a training set of {n_samples} samples; was the journal written for other data?"
+                )
+            if n_classes is not None and record["new"] >= n_classes:
+                raise ValueError(
+                    f"journal {path}, line {line}: label {record['new']} must lie in [0, {n_classes}) "
+                    f"for n_classes={n_classes}; was the journal edited?"
+                )
 
     def apply(self, labels: object) -> np.ndarray:
         """Return a copy of ``labels`` with every journalled relabel applied, in journal order."""
@@ -179,46 +200,29 @@ class RelabelJournal:
 
     @property
     def lock_path(self) -> Path:
-        """The lock file beside the journal (``<journal>.lock``)."""
-        return self.path.with_name(self.path.name + ".lock")
+        """The lock file beside the journal (``<journal>.lock``, beside its target when it is a link)."""
+        target = self.path.resolve()
+        return target.with_name(target.name + ".lock")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold an exclusive lock on the journal while a run writes to it.
 
         Two processes appending to one journal would interleave the expert's answers of different
-        runs, so a second ``lock()`` fails at once instead of waiting. The lock belongs to the open
-        lock file: a process that dies, however abruptly, releases it, and the ``.lock`` file left
-        behind is harmless. Advisory, and only where :mod:`fcntl` exists (POSIX); elsewhere it
-        does nothing.
+        runs, so a second ``lock()`` fails at once instead of waiting. The lock file is keyed by the
+        journal's resolved real path, so a journal reached through a symbolic link is locked under
+        its target's name. A process that dies, however abruptly, releases it, and the ``.lock``
+        file left behind is harmless (see :func:`modal_noisy._locking.exclusive_lock`).
 
         Raises
         ------
         RuntimeError
             When another open lock holds the journal; the message names the holder's process id.
         """
-        if fcntl is None:
+        lock_path = self.lock_path
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(lock_path, f"journal {str(self.path)!r}"):
             yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise RuntimeError(
-                    f"journal {str(self.path)!r} is in use by another run (process {holder}); wait for "
-                    "it to finish, or use another journal path"
-                ) from None
-            try:
-                fh.seek(0)
-                fh.truncate()
-                fh.write(str(os.getpid()))
-                fh.flush()
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ start / read
     def start(
@@ -287,7 +291,7 @@ class RelabelJournal:
         os.replace(tmp, self.path)
         _fsync_directory(self.path.parent)
         self._valid_size = len(data)
-        return JournalState(header=header, records=[header], valid_size=len(data))
+        return JournalState(header=header, records=[header], valid_size=len(data), lines=[1])
 
     def _check_header(
         self,
@@ -340,12 +344,14 @@ class RelabelJournal:
 
         header: dict[str, Any] | None = None
         records: list[dict[str, Any]] = []
+        lines: list[int] = []
         relabels: dict[int, list[tuple[int, int]]] = {}
         offset = 0
         valid_size = 0
         torn = bool(partial.strip())
         batch: list[tuple[int, int, int]] = []  # (round, index, new) of the unfinished batch
         batch_records: list[dict[str, Any]] = []
+        batch_lines: list[int] = []
         batch_start = 0
         batch_size = 0
 
@@ -373,6 +379,7 @@ class RelabelJournal:
             if header is None:
                 header = self._parse_header(record, number)
                 records.append(record)
+                lines.append(number)
                 valid_size = offset
                 continue
             if record["type"] == "header":
@@ -384,6 +391,7 @@ class RelabelJournal:
                         "unfinished relabel batch"
                     )
                 records.append(record)
+                lines.append(number)
                 valid_size = offset
                 continue
 
@@ -397,11 +405,13 @@ class RelabelJournal:
                 batch_start, batch_size = valid_size, size
             batch.append((round_index, index, new))
             batch_records.append(record)
+            batch_lines.append(number)
             if len(batch) == batch_size:
                 for r, i, n in batch:
                     relabels.setdefault(r, []).append((i, n))
                 records.extend(batch_records)
-                batch, batch_records = [], []
+                lines.extend(batch_lines)
+                batch, batch_records, batch_lines = [], [], []
                 valid_size = offset
         if header is None:
             raise ValueError(f"journal {self.path} has no header line; it is not a journal")
@@ -415,6 +425,7 @@ class RelabelJournal:
             records=records,
             torn_tail=torn,
             valid_size=valid_size,
+            lines=lines,
         )
 
     def _parse_header(self, record: dict[str, Any], number: int) -> dict[str, Any]:

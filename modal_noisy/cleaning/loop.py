@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -374,6 +375,9 @@ class ActiveLabelCleaner(BaseEstimator):
                     f"estimator must provide {method}() (got {type(self.estimator).__name__}); "
                     "use modal_noisy.CoTeachingClassifier"
                 )
+        check_hyperparams = getattr(self.estimator, "_validate_hyperparams", None)
+        if callable(check_hyperparams):  # the estimator's own settings, before the audit asks anyone
+            check_hyperparams()
         if self.journal is not None and getattr(self.estimator, "random_state", None) is None:
             raise ValueError(
                 "estimator.random_state must be an integer when a journal is kept (got None): "
@@ -388,6 +392,13 @@ class ActiveLabelCleaner(BaseEstimator):
         n_samples = check_same_length(X, y_noisy, "X", "y_noisy")
         n_classes = _n_classes(self.estimator)
         y_noisy = check_labels(y_noisy, "y_noisy", n_classes=n_classes)
+        if n_samples and np.unique(y_noisy).size < 2:
+            warnings.warn(
+                f"y_noisy holds a single class ({int(y_noisy[0])}): phase 1 learns nothing to tell "
+                "classes apart, and every query ranks samples of that one class",
+                UserWarning,
+                stacklevel=4,
+            )
         if self.budget_per_round > n_samples:
             raise ValueError(
                 f"budget_per_round must be <= the number of training samples "
@@ -423,12 +434,14 @@ class ActiveLabelCleaner(BaseEstimator):
         session = CleaningSession(
             self.journal,
             settings=self._settings(),
-            replay_keys=CLEANER_SETTINGS,
+            # resuming, the estimator's identity too: another one would query other samples than the
+            # journal's, which would only show after phase 1
+            replay_keys=(*CLEANER_SETTINGS, *(_ESTIMATOR_SETTINGS if resume else ())),
             resume=resume,
             verbose=self.verbose,
         )
         with session.lock():  # one run per journal at a time
-            session.open(inputs.X, inputs.y_noisy)
+            session.open(inputs.X, inputs.y_noisy, n_classes=inputs.n_classes)
             self._clean(inputs, session)
         return self
 
@@ -455,9 +468,13 @@ class ActiveLabelCleaner(BaseEstimator):
         self._record(report, self._evaluate(estimator, inputs, labels.round_record(0, nothing, nothing),
                                             started))
 
+        exhausted = False
         for round_index in range(1, self.rounds + 1):
             round_seed = int(rng.randint(np.iinfo(np.int32).max))
             pool = labels.pool(clean_mask)
+            if len(pool) < self.budget_per_round and not exhausted:
+                exhausted = True
+                _warn_pool_exhausted(round_index, len(pool), self.budget_per_round, self.rounds)
             if len(pool) == 0:
                 break
             positions = query(
@@ -568,6 +585,17 @@ class ActiveLabelCleaner(BaseEstimator):
             f"  balanced acc {entry['balanced_accuracy']:.3f}{precision_text}{noisy}",
             flush=True,
         )
+
+
+def _warn_pool_exhausted(round_index: int, left: int, budget: int, rounds: int) -> None:
+    """Say that the rounds end early: the budget is larger than what phase 1 left to query."""
+    warnings.warn(
+        f"the noisy pool is exhausted: round {round_index} of {rounds} finds {left} samples left to "
+        f"query, fewer than budget_per_round={budget}; the rounds end "
+        + ("here" if left == 0 else "after this one"),
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def _n_classes(estimator: Any) -> int | None:

@@ -72,20 +72,23 @@ class CleaningSession:
         with self.journal.lock():
             yield
 
-    def open(self, X: np.ndarray, y_noisy: np.ndarray) -> None:
+    def open(self, X: np.ndarray, y_noisy: np.ndarray, *, n_classes: int | None = None) -> None:
         """Create the journal, or open it after checking data and settings; load its recorded answers.
+
+        Recorded labels must lie in ``[0, n_classes)`` when ``n_classes`` is given.
 
         Raises
         ------
         ValueError
-            When the journal belongs to another data set or other settings, or already holds answers
-            and the run is not a resume.
+            When the journal belongs to another data set or other settings, holds a label out of
+            range, or already holds answers and the run is not a resume.
         """
         if self.journal is None:
             return
         # one pass over X: the journal's data check and the phase-1 snapshot's key share it
         self._fingerprint = dataset_fingerprint(X, y_noisy)
         state = self.journal.start(self._fingerprint, self.settings, compare_settings=self.replay_keys)
+        state.check_relabels(self.journal.path, len(y_noisy), n_classes)
         self._recorded = {round_index: dict(pairs) for round_index, pairs in state.relabels.items()}
         if self._recorded and not self.resume:
             raise ValueError(

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from modal_noisy._device import check_device
 from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import (
     check_choice,
@@ -389,9 +390,12 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         if self.forget_rate != "auto":
             if isinstance(self.forget_rate, str):
                 raise ValueError(
-                    f"forget_rate must be a number in [0, 1] or 'auto' (got {self.forget_rate!r})"
+                    f"forget_rate must be a number in [0, 1) or 'auto' (got {self.forget_rate!r})"
                 )
-            check_fraction(self.forget_rate, "forget_rate")
+            # 1 would keep nothing (the schedule keeps one sample per batch): never a noise rate
+            check_fraction(self.forget_rate, "forget_rate", high_inclusive=False)
+        if self.device is not None:
+            check_device(self.device)
         check_positive_int(self.num_gradual, "num_gradual", minimum=0)
         check_fraction(self.exponent, "exponent", low=0.0, high=float("inf"), low_inclusive=False)
         check_choice(self.selection, "selection", SELECTIONS)
