@@ -30,6 +30,7 @@ from modal_noisy._validation import (
 from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
 from modal_noisy.nets import final_linear
 from modal_noisy.training._fine_tune import FineTuneMixin
+from modal_noisy.training._finite_input import FiniteInputMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
 from modal_noisy.training._noise_rate import NOISE_RATE_RANGE, class_noise_rates, wrong_label_share
 from modal_noisy.training._persistence import CompanionFilesMixin
@@ -132,7 +133,7 @@ class _RunState:
         return self
 
 
-class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifier):
+class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin, NeuralNetClassifier):
     """Two networks trained with co-teaching and VoG-aware clean-sample selection (Khanal et al. 2024).
 
     A skorch :class:`~skorch.NeuralNetClassifier` holding two networks of the same architecture,
@@ -186,7 +187,7 @@ class CoTeachingClassifier(FineTuneMixin, CompanionFilesMixin, NeuralNetClassifi
         (:class:`~modal_noisy.training.CosineLR`), so ``CoTeachingClassifier(SmallCNN,
         module__n_classes=K)`` trains well as it is. A user callback of the same name replaces the
         recipe's; ``callbacks__lr_schedule=None`` switches one off.
-    forget_rate : float in [0, 1] or "auto", default="auto"
+    forget_rate : float in [0, 1) or "auto", default="auto"
         The assumed noise rate ``τ``. A float reproduces the paper (which sets it to the true rate).
         ``"auto"`` estimates it from the training data alone, see Notes; the estimate is stored in
         ``noise_rate_``.

@@ -12,15 +12,12 @@ from torch.utils.data import DataLoader
 
 from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
-from modal_noisy.training._finite_input import FiniteInputMixin
 
 __all__ = ["FineTuneMixin"]
 
 
-class FineTuneMixin(FiniteInputMixin):
+class FineTuneMixin:
     """``fine_tune`` for :class:`~modal_noisy.training.CoTeachingClassifier`.
-
-    It brings :class:`FiniteInputMixin` along: the recalibrated model predicts only on finite inputs.
 
     Uses the net's ``module_`` / ``module2_``, ``criterion_``, ``device``, ``batch_size``,
     ``random_state`` and its data helpers (``_validate_data``, ``get_dataset``, ``_call``).
