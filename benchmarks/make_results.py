@@ -746,8 +746,8 @@ def noise_estimate_summary(runs: list[tuple[str, dict]]) -> list[str]:
         return []
     return [
         'Error of the default noise-rate estimate (`forget_rate="auto"`, estimate − true rate, lowest to '
-        "highest over seeds; in brackets the mean error of the earlier loss-mixture estimate on the same "
-        "runs; `noise_estimate.py`): " + "; ".join(parts) + ".",
+        "highest over seeds; in brackets the mean error of a small-loss mixture estimate, the earlier "
+        "default's method, on the same runs; `noise_estimate.py`): " + "; ".join(parts) + ".",
         "",
     ]
 
