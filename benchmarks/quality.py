@@ -63,7 +63,10 @@ COTEACHING_METHODS: dict[str, tuple[str, float, bool, str]] = {
     "ours": ("loss+vog", 0.2, True, "auto"),
     "ours_true_rate": ("loss+vog", 0.2, True, "true"),
     "ours_audit": ("loss+vog", 0.2, True, "audit"),
+    "ours_vog_checkpoint": ("loss+vog", 0.2, True, "auto"),
 }
+# other CoTeachingClassifier settings of a method (VoG from an eval-mode pass instead of the training pass)
+METHOD_PARAMS: dict[str, dict[str, Any]] = {"ours_vog_checkpoint": {"vog_source": "checkpoint"}}
 PHASE1_METHODS = (
     "clean_ceiling",
     "clean_ceiling_pair",
@@ -75,7 +78,7 @@ PHASE1_METHODS = (
 #: the estimator behind forget_rate="auto" (see CoTeachingClassifier): a held-out share's
 #: mixture-proportion estimate
 NOISE_ESTIMATOR = "held_out"
-DEFAULT_PHASE1 = [m for m in PHASE1_METHODS if m != "ours_true_rate"]
+DEFAULT_PHASE1 = [m for m in PHASE1_METHODS if m not in ("ours_true_rate", "ours_vog_checkpoint")]
 # the test balanced accuracy of decision="balanced": the prior divided out once per summed network
 BALANCED_DECISION = "balanced_accuracy_balanced_decision"
 PHASE2_STRATEGIES = (
@@ -244,6 +247,7 @@ def _coteaching_run(method, exp, args, seed) -> dict[str, Any]:
         num_gradual=args.num_gradual,
         recipe=args.net_recipe,
         verbose=0,
+        **METHOD_PARAMS.get(method, {}),
     )
     with Stopwatch() as sw:
         net.fit(exp.X_train, exp.y_given)
