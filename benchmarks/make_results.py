@@ -911,7 +911,6 @@ def vog_source_section(groups: dict[tuple, dict[str, list[dict]]]) -> list[str]:
                     fmt([get(r, "selection", "precision") for r in records]),
                     fmt([get(r, "selection", "min_retention") for r in records]),
                     fmt([get(r, "test", "balanced_accuracy") for r in records]),
-                    fmt([r.get("epoch_seconds") for r in records], ".2f"),
                 ]
             )
     if not rows:
@@ -921,7 +920,8 @@ def vog_source_section(groups: dict[tuple, dict[str, list[dict]]]) -> list[str]:
         "",
         "Ours under the defaults with VoG read from the training forward pass (train mode: BatchNorm "
         "batch statistics, dropout and augmentation included) and from an extra eval-mode pass per "
-        "epoch (`vog_source=\"checkpoint\"`, as the paper's code), same seeds.",
+        "epoch (`vog_source=\"checkpoint\"`, as the paper's code), same seeds. Their cost is "
+        "`vog_overhead.py`'s (*Speed*); these runs shared a loaded machine.",
         "",
         *table(
             [
@@ -931,7 +931,6 @@ def vog_source_section(groups: dict[tuple, dict[str, list[dict]]]) -> list[str]:
                 "clean-set precision",
                 "worst-class retention",
                 "bal. acc.",
-                "epoch s",
             ],
             rows,
         ),
