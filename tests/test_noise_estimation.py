@@ -63,11 +63,13 @@ def test_same_seed_holds_out_the_same_samples(digits_noisy):
     assert not np.array_equal(held, other.run_state_.held_out.numpy())
 
 
-def test_a_given_rate_holds_nothing_out(digits_noisy):
+@pytest.mark.parametrize("rate", [0.4, 0.97])
+def test_a_given_rate_holds_nothing_out_and_is_used_as_given(digits_noisy, rate):
+    """Only estimates are clipped to NOISE_RATE_RANGE; a rate the user sets is used as it is."""
     d = digits_noisy
     watch = _Watch()
-    net = _net(forget_rate=0.4, max_epochs=2, callbacks=[("watch", watch)]).fit(d.X_train, d.y_noisy)
-    assert not any(e["holding"] for e in watch.epochs) and net.noise_rate_ == 0.4
+    net = _net(forget_rate=rate, max_epochs=2, callbacks=[("watch", watch)]).fit(d.X_train, d.y_noisy)
+    assert not any(e["holding"] for e in watch.epochs) and net.noise_rate_ == rate
 
 
 def test_a_class_too_small_to_estimate_gets_the_overall_rate(digits_noisy):

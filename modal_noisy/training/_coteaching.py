@@ -105,7 +105,6 @@ class _RunState:
         # running sums over epochs for the noise estimates (averages damp late memorisation)
         self.prob = torch.zeros(n, n_classes, **f32)
         self.prob_sum = torch.zeros(n, n_classes, **f32)
-        self.loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
         self.loss_sum1 = torch.zeros(n, dtype=torch.float32, device=device)
         self.loss_sum2 = torch.zeros(n, dtype=torch.float32, device=device)
         self.epochs_seen = torch.zeros(n, dtype=torch.long, device=device)
@@ -333,8 +332,6 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
     # standard errors added to a class's estimated clean share before reserving (small classes
     # have the noisiest estimates; a missed rare clean sample costs more than a kept noisy one)
     _RESERVE_SE = 1.0
-    # share of the data set's clean share that every class is assumed to have at least
-    _CLASS_FLOOR = 1.0
 
     def __init__(
         self,
@@ -786,7 +783,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         clean = np.minimum(1.0 - rates + self._RESERVE_SE * se, 1.0)
         # no class is assumed noisier than the data set: the estimate of a class that is mostly
         # noise is the least reliable one, and its few clean samples are the costliest to lose
-        clean = np.maximum(clean, self._CLASS_FLOOR * (1.0 - float(self.noise_rate_)))
+        clean = np.maximum(clean, 1.0 - float(self.noise_rate_))
         frac = self.class_reserve * (1.0 - ramp * (1.0 - clean))
         # never empty a class: at least one reserved sample each
         keep = np.where(counts > 0, np.maximum(np.floor(frac * counts + 0.5), 1), 0)
@@ -901,7 +898,6 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         seen_t = state.seen
         if not bool(seen_t.any()):
             return
-        state.loss_sum[seen_t] += ((state.loss1 + state.loss2).double() / 2)[seen_t]
         state.loss_sum1[seen_t] += state.loss1[seen_t]
         state.loss_sum2[seen_t] += state.loss2[seen_t]
         state.prob_sum[seen_t] += state.prob[seen_t]
@@ -912,9 +908,8 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         epochs = state.epochs_seen[train].unsqueeze(1)
         labels = state.label[train].cpu().numpy()
         cum_prob = (state.prob_sum[train] / epochs).cpu().numpy()
-        held = (state.held_out & state.seen & state.is_train).cpu().numpy()[train.cpu().numpy()]
-        epoch_prob = state.prob[train].cpu().numpy()
-        estimate = wrong_label_share(epoch_prob[held], labels[held])
+        held = train & state.held_out & seen_t
+        estimate = wrong_label_share(state.prob[held].cpu().numpy(), state.label[held].cpu().numpy())
         shape = class_noise_rates(labels, cum_prob)
         estimates = self.noise_estimates_
         move = np.inf
@@ -923,11 +918,10 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         estimates.append(estimate)
         self.class_shapes_.append(shape)
         first = 1 if epoch >= 1 else epoch  # epoch 0 starts from untrained networks
-        level = float(np.median(estimates[first:]))
+        level = float(np.clip(np.median(estimates[first:]), *NOISE_RATE_RANGE))
         shape = np.median(np.stack(self.class_shapes_[first:]), axis=0)
         if self.forget_rate != "auto":
             level = float(self.forget_rate)
-        level = float(np.clip(level, *NOISE_RATE_RANGE))
         counts = np.bincount(labels, minlength=state.n_classes)
         mean_shape = float((shape * counts).sum() / max(counts.sum(), 1))
         rates = shape * (level / mean_shape) if mean_shape > 0 else np.full_like(shape, level)
