@@ -469,15 +469,20 @@ def ceiling_section(runs: list[tuple[str, dict]]) -> list[str]:
 NOISE_CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional")
 
 
+def noise_settings(run: dict) -> list[tuple[tuple[str, str, float], list[dict]]]:
+    """A noise-estimate run's rows grouped by (data set, noise kind, rate), data sets in their order."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in run["rows"]:
+        groups[(_ORDER.get(r["dataset"], 9), r["dataset"], r["noise_kind"], r["noise_rate"])].append(r)
+    return [(key[1:], rs) for key, rs in sorted(groups.items())]
+
+
 def noise_estimate_section(runs: list[tuple[str, dict]]) -> list[str]:
     lines = []
     for label, run in runs:
-        groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in run["rows"]:
-            groups[(_ORDER.get(r["dataset"], 9), r["dataset"], r["noise_kind"], r["noise_rate"])].append(r)
         candidates = [c for c in NOISE_CANDIDATES if all(c in r for r in run["rows"])]
         rows = []
-        for (_, dataset, kind, rate), rs in sorted(groups.items()):
+        for (dataset, kind, rate), rs in noise_settings(run):
             auto = [r["auto_estimate"] - r["true_noise_rate"] for r in rs]
             audit = [r["audit_estimate"] - r["true_noise_rate"] for r in rs]
             rows.append(
@@ -678,6 +683,16 @@ def provenance_section(loaded: dict[str, list[tuple[str, dict]]]) -> list[str]:
 # ------------------------------------------------------------------------------------ README block
 
 
+def selection_cells(records: list[dict]) -> list[str]:
+    """Seeds, clean-set precision, worst-class retention and test balanced accuracy (mean ± std)."""
+    return [
+        str(len(records)),
+        fmt([get(r, "selection", "precision") for r in records]),
+        fmt([get(r, "selection", "min_retention") for r in records]),
+        fmt([get(r, "test", "balanced_accuracy") for r in records]),
+    ]
+
+
 def estimator_note(records: list[dict]) -> str:
     """Which noise-rate estimator an ``ours`` row ran: the held-out one or the earlier loss mixture."""
     if not records or records[0].get("forget_rate") != "auto":
@@ -710,10 +725,7 @@ def defaults_table(groups: dict[tuple, dict[str, list[dict]]]) -> list[str]:
                 [
                     f"{key[1]} [{key[2]}], {key[5]} epochs" if method == "ours" else "",
                     METHOD_LABELS.get(method, method),
-                    str(len(records)),
-                    fmt([get(r, "selection", "precision") for r in records]),
-                    fmt([get(r, "selection", "min_retention") for r in records]),
-                    fmt([get(r, "test", "balanced_accuracy") for r in records]),
+                    *selection_cells(records),
                 ]
             )
     if not rows:
@@ -734,10 +746,7 @@ def noise_estimate_summary(runs: list[tuple[str, dict]]) -> list[str]:
     """Mean absolute error of the default noise-rate estimate and of the earlier loss mixture."""
     parts = []
     for _, run in runs:
-        groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in run["rows"]:
-            groups[(_ORDER.get(r["dataset"], 9), r["dataset"], r["noise_kind"], r["noise_rate"])].append(r)
-        for (_, dataset, kind, rate), rs in sorted(groups.items()):
+        for (dataset, kind, rate), rs in noise_settings(run):
             auto = [r["auto_estimate"] - r["true_noise_rate"] for r in rs]
             text = f"{dataset} {kind} {rate:g}: {min(auto):+.3f} to {max(auto):+.3f}"
             if all("loss_mixture" in r for r in rs):
@@ -907,10 +916,7 @@ def vog_source_section(groups: dict[tuple, dict[str, list[dict]]]) -> list[str]:
                 [
                     setting_title(key) if method == "ours" else "",
                     "training pass (default)" if method == "ours" else "eval-mode pass",
-                    str(len(records)),
-                    fmt([get(r, "selection", "precision") for r in records]),
-                    fmt([get(r, "selection", "min_retention") for r in records]),
-                    fmt([get(r, "test", "balanced_accuracy") for r in records]),
+                    *selection_cells(records),
                 ]
             )
     if not rows:
