@@ -85,6 +85,11 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
     parser.add_argument(
         "--strategy", default=d.strategy, help="query strategy name (default: vog, loss and VoG)"
     )
+    parser.add_argument(
+        "--pool", choices=("noisy", "all"), default=d.pool,
+        help="what a round ranks: 'noisy', the samples phase 1 did not keep (the paper), or 'all' "
+        "not yet answered, phase 1's selection included",
+    )
     parser.add_argument("--budget-per-round", type=int, default=d.budget_per_round, help="labels per round")
     parser.add_argument("--rounds", type=int, default=d.rounds)
     parser.add_argument(

@@ -74,7 +74,7 @@ class RunConfig:
         How long-tailed the digits are made (``source="digits"`` only).
     max_epochs, selection, class_aware, forget_rate, decision, device
         Phase 1: the :class:`~modal_noisy.CoTeachingClassifier` parameters of the same names.
-    strategy, budget_per_round, rounds, audit_size, recalibration_epochs, lr, momentum, weight_decay, \
+    strategy, pool, budget_per_round, rounds, audit_size, recalibration_epochs, lr, momentum, weight_decay, \
 recalibrate, recalibrate_from
         Phase 2: the :class:`~modal_noisy.cleaning.ActiveLabelCleaner` parameters of the same names.
     random_state : int, default=0
@@ -93,6 +93,7 @@ recalibrate, recalibrate_from
     decision: str = "argmax"
     device: str = "cpu"
     strategy: str = "vog"
+    pool: str = "noisy"
     budget_per_round: int = 70
     rounds: int = 9
     audit_size: int = 0

@@ -134,9 +134,10 @@ def test_resume_refuses_a_journal_header_of_another_version(experiment, tmp_path
         ({"audit_size": -5}, r"audit_size must be >= 0 \(got -5\)"),
         ({"audit_size": 500}, r"audit_size \+ budget_per_round \* rounds must be <= .*500 \+ 20 \* 3 = 560"),
         ({"strategy": "uncertainty"}, r"strategy must be one of .*'entropy'.*'vog'.* \(got 'uncertainty'\)"),
+        ({"pool": "clean"}, r"pool must be one of 'noisy', 'all' \(got 'clean'\)"),
     ],
     ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "audit<0",
-         "audit+budget>pool", "unknown-strategy"],
+         "audit+budget>pool", "unknown-strategy", "unknown-pool"],
 )
 def test_bad_settings_rejected_before_any_work(experiment, change, message):
     settings = {**TINY, **change}
@@ -210,6 +211,28 @@ def test_only_queried_samples_get_oracle_labels(experiment, reference_run):
     assert spent == [0, 20, 40, 60]
     noisy = [entry["noisy_remaining"] for entry in report.rounds]
     assert all(later <= earlier for earlier, later in itertools.pairwise(noisy))
+
+
+def _first_of_pool(classifier, X_pool, n_instances, *, labels=None, random_state=None):
+    """A strategy that takes the pool in order: which samples a round may query shows directly."""
+    return np.arange(n_instances)
+
+
+@pytest.mark.parametrize("pool", ["noisy", "all"])
+def test_the_pool_decides_whether_phase_1_selection_can_be_queried(experiment, pool):
+    cleaner = ActiveLabelCleaner(
+        build_coteaching(experiment, max_epochs=2, random_state=0, verbose=0), _first_of_pool, pool=pool,
+        budget_per_round=30, rounds=2, recalibration_epochs=1, random_state=0, verbose=0,
+    )
+    cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                **_fit_kwargs(experiment))
+    asked = np.flatnonzero(cleaner.relabelled_mask_)
+    candidates = np.arange(len(experiment.y_given))
+    if pool == "noisy":
+        candidates = candidates[~cleaner.clean_mask_]
+    # two rounds of the pool's first 30: nobody is asked twice, and "all" reaches the kept samples
+    assert np.array_equal(asked, candidates[:60])
+    assert cleaner.clean_mask_[asked].any() == (pool == "all")
 
 
 def test_journal_holds_every_answer(experiment, reference_run):

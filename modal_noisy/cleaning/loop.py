@@ -51,6 +51,7 @@ __all__ = ["ActiveLabelCleaner"]
 #: repeats them, since a change makes the recorded rounds meaningless. RunConfig's phase-2 fields.
 CLEANER_SETTINGS = (
     "strategy",
+    "pool",
     "budget_per_round",
     "rounds",
     "audit_size",
@@ -97,8 +98,11 @@ class _Labels:
     def spent(self) -> int:
         return int(self.relabelled.sum())
 
-    def pool(self, clean_mask: np.ndarray) -> np.ndarray:
-        """The noisy pool: samples phase 1 did not keep and nobody has relabelled yet."""
+    def pool(self, clean_mask: np.ndarray, which: str) -> np.ndarray:
+        """The samples a round may query: nobody has relabelled them yet, and with ``which="noisy"``
+        phase 1 did not keep them."""
+        if which == "all":
+            return np.flatnonzero(~self.relabelled)
         return np.flatnonzero(~clean_mask & ~self.relabelled)
 
     def relabel(self, indices: np.ndarray, answers: np.ndarray) -> np.ndarray:
@@ -134,6 +138,10 @@ class ActiveLabelCleaner(BaseEstimator):
     strategy : str or callable, default="vog"
         A name from :data:`modal_noisy.strategies.STRATEGIES` or a callable following the query strategy
         contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``.
+    pool : {"noisy", "all"}, default="noisy"
+        Which samples a round ranks. ``"noisy"`` is the paper: only those phase 1 did not keep.
+        ``"all"`` ranks every sample nobody has answered yet, phase 1's selection included, so the
+        expert can also reach the wrong labels phase 1 kept (and recalibration trains on).
     budget_per_round : int, default=70
         Labels the expert gives per round.
     rounds : int, default=9
@@ -192,6 +200,7 @@ class ActiveLabelCleaner(BaseEstimator):
         estimator: Any = None,
         strategy: str | Callable[..., np.ndarray] = "vog",
         *,
+        pool: str = "noisy",
         budget_per_round: int = 70,
         rounds: int = 9,
         audit_size: int = 0,
@@ -207,6 +216,7 @@ class ActiveLabelCleaner(BaseEstimator):
     ) -> None:
         self.estimator = estimator
         self.strategy = strategy
+        self.pool = pool
         self.budget_per_round = budget_per_round
         self.rounds = rounds
         self.audit_size = audit_size
@@ -357,6 +367,7 @@ class ActiveLabelCleaner(BaseEstimator):
     def _check_params(self) -> None:
         """Check the cleaner's own parameters (not the estimator)."""
         self._strategy_function()
+        check_choice(self.pool, "pool", ("noisy", "all"))
         check_positive_int(self.budget_per_round, "budget_per_round")
         check_positive_int(self.rounds, "rounds")
         check_positive_int(self.audit_size, "audit_size", minimum=0)
@@ -471,7 +482,7 @@ class ActiveLabelCleaner(BaseEstimator):
         exhausted = False
         for round_index in range(1, self.rounds + 1):
             round_seed = int(rng.randint(np.iinfo(np.int32).max))
-            pool = labels.pool(clean_mask)
+            pool = labels.pool(clean_mask, self.pool)
             if len(pool) < self.budget_per_round and not exhausted:
                 exhausted = True
                 _warn_pool_exhausted(round_index, len(pool), self.budget_per_round, self.rounds)
