@@ -57,11 +57,18 @@ STRATEGY_LABELS = {
     "loss": "loss",
     "vog": "VoG-and-loss",
     "cleanlab": "cleanlab (self-confidence)",
+    "cleanlab_margin": "cleanlab (normalized margin)",
+    "uncertain_mislabel": "uncertain and likely mislabelled",
     "cb_entropy": "class-balanced entropy",
     "cb_loss": "class-balanced loss",
     "cb_vog": "class-balanced VoG-and-loss (ours)",
     "cb_cleanlab": "class-balanced cleanlab",
+    "paper": "the paper's protocol (VoG-and-loss, noisy pool, network 1 continued)",
 }
+#: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION).
+DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin"}
+#: How records of an older cleaner are told apart in the titles.
+CLEANER_NOTES = {1: ", cleaner v1 (noisy pool only)", 2: ""}
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
 DECISION_KEYS = {
@@ -347,7 +354,8 @@ def group_phase2(p2: list[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in p2:
         groups[
-            (*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"])
+            (*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"],
+             r.get("cleaner_version", 1))
         ].append(r)
     return dict(sorted(groups.items()))
 
@@ -370,7 +378,7 @@ def phase2_section(p2: list[dict]) -> list[str]:
             "test bal. acc.",
             *([DECISION_KEYS[dkey]] if dkey else []),
             "noisy labels remaining",
-            "relabel precision",
+            "fixed per answer",
         ]
         by_seed = {r["seed"]: r for r in records}
         rows = [
@@ -404,7 +412,7 @@ def phase2_section(p2: list[dict]) -> list[str]:
             )
         lines += [
             f"### {setting_title(key[:6])}: budget {frac:.0%} ({r0['labels_spent']} labels in {r0['rounds']} "
-            f"rounds), from {start_label}, on {device}",
+            f"rounds), from {start_label}, on {device}{CLEANER_NOTES[key[10]]}",
             "",
             f"Recalibration {r0['recalibration_epochs']} epochs per round; simulated expert. From: "
             f"{', '.join(sorted({r['run'] for r in records}))}.",
@@ -413,8 +421,23 @@ def phase2_section(p2: list[dict]) -> list[str]:
             "",
             "Strategies whose mean ends below phase 1: " + (", ".join(below) if below else "none") + ".",
             "",
+            *ranked_list_line(by_seed),
         ]
     return lines
+
+
+def ranked_list_line(by_seed: dict[int, dict]) -> list[str]:
+    """The default ranking's precision at the phase-1 model (records of cleaner v2), one line."""
+    lists = [r["phase1_ranked_list"] for r in by_seed.values() if r.get("phase1_ranked_list")]
+    if not lists:
+        return []
+    top5 = fmt([entry["top_5pct"] for entry in lists], ".2f")
+    top10 = fmt([entry["top_10pct"] for entry in lists], ".2f")
+    return [
+        f"The default ranking (pool and strategy) at the phase-1 model, share of wrong labels in its top 5% "
+        f"of the training set: {top5}; top 10%: {top10} ({len(lists)} seeds).",
+        "",
+    ]
 
 
 # ------------------------------------------------------------------------------------ other experiments
@@ -834,6 +857,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
             s: mean([r["relabel_precision"] for r in records if r["strategy"] == s]) for s in present
         }
         best = max(present, key=lambda s: (score[s], s))
+        default = DEFAULT_STRATEGY[key[10]]
         top_prec = max(present, key=lambda s: (precision[s], s))
         below = [STRATEGY_LABELS[s] for s in present if score[s] < start - 1e-9]
         rows.append(
@@ -843,7 +867,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
                 f"{key[9]:.0%}",
                 f"{start:.3f}",
                 f"{STRATEGY_LABELS[best]} {score[best]:.3f}",
-                f"{score['cb_vog']:.3f}" if "cb_vog" in present else "–",
+                f"{STRATEGY_LABELS[default]} {score[default]:.3f}" if default in present else "–",
                 f"{STRATEGY_LABELS[top_prec]} {precision[top_prec]:.2f}",
                 ", ".join(below) if below else "none",
             ]
@@ -858,8 +882,8 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
                 "budget",
                 "phase 1 score",
                 "best strategy",
-                "ours (class-balanced VoG-and-loss)",
-                "highest relabel precision",
+                "default strategy",
+                "most wrong labels fixed per answer",
                 "strategies ending below phase 1",
             ],
             rows,

@@ -87,11 +87,22 @@ PHASE2_STRATEGIES = (
     "loss",
     "vog",
     "cleanlab",
+    "cleanlab_margin",
+    "uncertain_mislabel",
     "cb_entropy",
     "cb_loss",
     "cb_vog",
     "cb_cleanlab",
+    "paper",
 )
+#: ActiveLabelCleaner settings of a protocol run under a strategy's name (the rest are the defaults):
+#: the paper's phase 2, VoG-and-loss on the noisy pool, network 1 fine-tuned round after round.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "paper": {"strategy": "vog", "pool": "noisy", "recalibrate": "first", "recalibrate_from": "previous"},
+}
+#: Records of earlier cleaners lack the field: 1 queried only the noisy pool; 2 queries the pool of
+#: ActiveLabelCleaner's default (every sample not yet answered).
+CLEANER_VERSION = 2
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
@@ -128,7 +139,7 @@ def _selection(kept: np.ndarray, exp: Any) -> dict[str, Any]:
 
 
 # what a record without the field ran with (fields added later)
-_KEY_DEFAULTS = {"phase1_method": "ours"}
+_KEY_DEFAULTS = {"phase1_method": "ours", "cleaner_version": 1}
 
 
 def _key(record: dict[str, Any], fields: tuple[str, ...]) -> tuple:
@@ -138,7 +149,7 @@ def _key(record: dict[str, Any], fields: tuple[str, ...]) -> tuple:
 PHASE1_KEY = ("dataset", "noise_kind", "noise_rate", "seed", "method", "epochs", "num_gradual", "recipe")
 PHASE2_KEY = (
     "dataset", "noise_kind", "noise_rate", "seed", "strategy", "budget_fraction", "rounds",
-    "recalibration_epochs", "epochs", "num_gradual", "recipe", "phase1_method",
+    "recalibration_epochs", "epochs", "num_gradual", "recipe", "phase1_method", "cleaner_version",
 )
 
 
@@ -381,6 +392,22 @@ def _strategy(name: str):
     return get_strategy(name)
 
 
+def _ranked_list_precision(net: Any, exp: Any, seed: int) -> dict[str, float]:
+    """Share of wrong labels in the top 5% and 10% of the cleaner's default ranking at the phase-1 model."""
+    from modal_noisy.cleaning import ActiveLabelCleaner
+    from modal_noisy.strategies import get_strategy, keywords_for
+
+    defaults = ActiveLabelCleaner().get_params()
+    n = len(exp.y_given)
+    pool = np.arange(n) if defaults["pool"] == "all" else np.flatnonzero(~np.asarray(net.clean_mask_))
+    query = get_strategy(defaults["strategy"])
+    k = round(0.10 * n)
+    order = pool[np.asarray(query(net, exp.X_train[pool], k, labels=exp.y_given[pool], random_state=seed,
+                                  **keywords_for(query, pool_indices=pool)))]
+    return {f"top_{share}pct": float(exp.is_noisy[order[: round(share / 100 * n)]].mean())
+            for share in (5, 10)}
+
+
 def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
     from modal_noisy.cleaning import ActiveLabelCleaner, SimulatedOracle
     from modal_noisy.experiment import build_coteaching
@@ -391,6 +418,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         "epochs": args.epochs, "num_gradual": args.num_gradual, "rounds": args.rounds,
         "recalibration_epochs": args.recal_epochs, "n_train": n, "recipe": _effective_recipe(exp, args),
         "true_noise_rate": float(exp.is_noisy.mean()), "phase1_method": args.phase2_start,
+        "cleaner_version": CLEANER_VERSION,
     }
     if args.phase2_start == "ours_audit":
         base["audit_share"] = args.audit_share
@@ -413,12 +441,14 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         net.fit(exp.X_train, exp.y_given)
     print(f"  phase 1 ({args.phase2_start}) fitted in {sw.seconds:.0f} s", flush=True)
     phase1_corrected = _test_metrics(net, exp, exp.y_given)[BALANCED_DECISION]
+    ranked_list = _ranked_list_precision(net, exp, seed)
     for frac, strat in jobs:
         total = max(args.rounds, round(frac * n))
         per_round = total // args.rounds
+        settings = PROTOCOLS.get(strat) or {"strategy": _strategy(strat)}
         cleaner = ActiveLabelCleaner(
-            _Prefitted(net, n), _strategy(strat), budget_per_round=per_round, rounds=args.rounds,
-            recalibration_epochs=args.recal_epochs, random_state=seed, verbose=0,
+            _Prefitted(net, n), budget_per_round=per_round, rounds=args.rounds,
+            recalibration_epochs=args.recal_epochs, random_state=seed, verbose=0, **settings,
         )
         with Stopwatch() as rt:
             report = cleaner.fit(
@@ -438,11 +468,13 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[BALANCED_DECISION]
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
+            "pool": cleaner.pool,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
             "phase2_seconds": rt.seconds,
             "phase1": {**{k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
                        BALANCED_DECISION: phase1_corrected},
             "phase1_noisy_remaining": rounds[0]["noisy_remaining"],
+            "phase1_ranked_list": ranked_list,
             "test": {**{k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
                      BALANCED_DECISION: final_corrected},
             "noisy_remaining": last["noisy_remaining"],

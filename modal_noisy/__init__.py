@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "coreset_query": "strategies",
     "cleanlab_query": "strategies",
     "random_query": "strategies",
+    "uncertain_mislabel_query": "strategies",
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",

@@ -31,7 +31,6 @@ __all__ = ["DEMO_CONFIG", "build_parser", "main"]
 DEMO_CONFIG = RunConfig(
     source="digits",
     noise_rate=0.4,
-    strategy="vog",
     budget_per_round=30,
     rounds=5,
     max_epochs=40,
@@ -83,12 +82,14 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
     )
     parser.add_argument("--noise-kind", choices=("symmetric", "pair"), default=d.noise_kind)
     parser.add_argument(
-        "--strategy", default=d.strategy, help="query strategy name (default: vog, loss and VoG)"
+        "--strategy", default=d.strategy,
+        help="query strategy name (default: cleanlab_margin, cleanlab's normalized margin of the "
+        "given label)",
     )
     parser.add_argument(
-        "--pool", choices=("noisy", "all"), default=d.pool,
-        help="what a round ranks: 'noisy', the samples phase 1 did not keep (the paper), or 'all' "
-        "not yet answered, phase 1's selection included",
+        "--pool", choices=("all", "noisy"), default=d.pool,
+        help="what a round ranks: 'all' not yet answered, phase 1's selection included (default), or "
+        "'noisy', only the samples phase 1 did not keep (the paper)",
     )
     parser.add_argument("--budget-per-round", type=int, default=d.budget_per_round, help="labels per round")
     parser.add_argument("--rounds", type=int, default=d.rounds)

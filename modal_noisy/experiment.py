@@ -92,8 +92,8 @@ recalibrate, recalibrate_from
     forget_rate: float | str = "auto"
     decision: str = "argmax"
     device: str = "cpu"
-    strategy: str = "vog"
-    pool: str = "noisy"
+    strategy: str = "cleanlab_margin"
+    pool: str = "all"
     budget_per_round: int = 70
     rounds: int = 9
     audit_size: int = 0

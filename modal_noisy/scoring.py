@@ -39,6 +39,7 @@ __all__ = [
     "loss_scores",
     "margin_scores",
     "top_k",
+    "uncertain_mislabel_scores",
     "vog_noisy_scores",
 ]
 
@@ -181,6 +182,32 @@ def entropy_scores(pred_probs: object) -> np.ndarray:
     """
     p = _check_pred_probs(pred_probs)
     return np.maximum(_entropy(p), 0)
+
+
+def uncertain_mislabel_scores(pred_probs: object, labels: object) -> np.ndarray:
+    """Probability that the given label is wrong times the entropy of the prediction.
+
+    **Query first: highest.** ``(1 - p[label]) * H(p)``. An answer pays twice when the label is
+    likely wrong (the expert fixes it) *and* the model is unsure of the sample (the answer teaches
+    it something): a sample the model confidently gives another class is most likely mislabelled,
+    but fixing it to what the model already predicts changes little, while an uncertain sample whose
+    given label is likely right is a wasted answer in label cleaning.
+
+    Parameters
+    ----------
+    pred_probs : array-like of shape (n_samples, n_classes)
+    labels : array-like of shape (n_samples,)
+        The given (possibly wrong) integer labels.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        Values in ``[0, log n_classes]``.
+    """
+    p = _check_pred_probs(pred_probs)
+    y = _check_labels_for(p, labels)
+    wrong = np.clip(1.0 - p[np.arange(len(y)), y], 0.0, 1.0)
+    return wrong * np.maximum(_entropy(p), 0)
 
 
 def margin_scores(pred_probs: object) -> np.ndarray:

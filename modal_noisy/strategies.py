@@ -58,6 +58,7 @@ __all__ = [
     "loss_noisy_query",
     "margin_query",
     "random_query",
+    "uncertain_mislabel_query",
     "vog_noisy_query",
 ]
 
@@ -544,6 +545,20 @@ cleanlab_query = _make_strategy(
         "    cleanlab ranks best with out-of-sample ``pred_probs``."
     ),
 )
+uncertain_mislabel_query = _make_strategy(
+    "uncertain_mislabel_query",
+    scorer=lambda pool: scoring.uncertain_mislabel_scores(pool.pred_probs(), pool.labels),
+    needs_labels=True,
+    options=("pred_probs",),
+    size_from=("pred_probs", "labels"),
+    summary="Likely mislabelled and uncertain first: answers that fix a label and teach the model.",
+    details=(
+        "Scores are :func:`modal_noisy.scoring.uncertain_mislabel_scores`: ``(1 - p[label])`` times the\n"
+        "    entropy of ``p``. Loss or margin rankings spend answers on samples the model already gives\n"
+        "    their true class (fixed, but nothing learned); entropy spends them on uncertain samples whose\n"
+        "    label may be right."
+    ),
+)
 vog_noisy_query = _make_strategy(
     "vog_noisy_query",
     scorer=_vog_noisy,
@@ -762,6 +777,7 @@ STRATEGIES: dict[str, Strategy] = {
     "vog": vog_noisy_query,
     "cleanlab": cleanlab_query,
     "cleanlab_margin": _cleanlab_margin_query,
+    "uncertain_mislabel": uncertain_mislabel_query,
 }
 
 # Full function names are accepted too ("vog_noisy_query", "entropy_query", ...).

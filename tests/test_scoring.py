@@ -37,6 +37,20 @@ def test_entropy_scores_hand_values():
     np.testing.assert_allclose(scoring.entropy_scores(P), expected, rtol=1e-12)
 
 
+def test_uncertain_mislabel_scores_hand_values_and_order():
+    labels = [0, 2, 1]
+    expected = [
+        0.5 * 1.5 * np.log(2),  # p[label] = 0.5: a coin flip on a maximally unsure prediction
+        0.9 * -(2 * 0.1 * np.log(0.1) + 0.8 * np.log(0.8)),
+        0.0,  # certain: nothing to learn, whatever the label
+    ]
+    scores = scoring.uncertain_mislabel_scores(P, labels)
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    # confidently another class ranks below an unsure prediction whose label is also likely wrong
+    confident_other, unsure = scoring.uncertain_mislabel_scores([[0.02, 0.98], [0.45, 0.55]], [0, 0])
+    assert unsure > confident_other > 0
+
+
 def test_margin_and_least_confidence_hand_values():
     np.testing.assert_allclose(scoring.margin_scores(P), [0.25, 0.7, 1.0])
     np.testing.assert_allclose(scoring.least_confidence_scores(P), [0.5, 0.2, 0.0])

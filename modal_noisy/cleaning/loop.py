@@ -135,13 +135,18 @@ class ActiveLabelCleaner(BaseEstimator):
     estimator : CoTeachingClassifier
         The phase-1 estimator (unfitted; it is cloned). It must provide ``clean_mask_`` after ``fit``,
         ``fine_tune(X, y, epochs=..., lr=..., momentum=..., weight_decay=...)`` and ``predict_proba``.
-    strategy : str or callable, default="vog"
+    strategy : str or callable, default="cleanlab_margin"
         A name from :data:`modal_noisy.strategies.STRATEGIES` or a callable following the query strategy
-        contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``.
-    pool : {"noisy", "all"}, default="noisy"
-        Which samples a round ranks. ``"noisy"`` is the paper: only those phase 1 did not keep.
-        ``"all"`` ranks every sample nobody has answered yet, phase 1's selection included, so the
-        expert can also reach the wrong labels phase 1 kept (and recalibration trains on).
+        contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``. The
+        default ranks by cleanlab's normalized margin of the given label under the current model (the
+        given label's probability minus the largest other one): of the wrongness scores it put the
+        most wrong labels at the top of the list on all three benchmark data sets, where mixing in
+        VoG or spreading the picks over the classes put fewer (``benchmarks/RESULTS.md``).
+    pool : {"all", "noisy"}, default="all"
+        Which samples a round ranks. ``"all"``: every sample nobody has answered yet, phase 1's
+        selection included, so the expert also reaches the wrong labels phase 1 kept, which
+        recalibration would otherwise train on. ``"noisy"`` is the paper: only those phase 1 did not
+        keep.
     budget_per_round : int, default=70
         Labels the expert gives per round.
     rounds : int, default=9
@@ -198,9 +203,9 @@ class ActiveLabelCleaner(BaseEstimator):
     def __init__(
         self,
         estimator: Any = None,
-        strategy: str | Callable[..., np.ndarray] = "vog",
+        strategy: str | Callable[..., np.ndarray] = "cleanlab_margin",
         *,
-        pool: str = "noisy",
+        pool: str = "all",
         budget_per_round: int = 70,
         rounds: int = 9,
         audit_size: int = 0,
@@ -367,7 +372,7 @@ class ActiveLabelCleaner(BaseEstimator):
     def _check_params(self) -> None:
         """Check the cleaner's own parameters (not the estimator)."""
         self._strategy_function()
-        check_choice(self.pool, "pool", ("noisy", "all"))
+        check_choice(self.pool, "pool", ("all", "noisy"))
         check_positive_int(self.budget_per_round, "budget_per_round")
         check_positive_int(self.rounds, "rounds")
         check_positive_int(self.audit_size, "audit_size", minimum=0)
