@@ -227,12 +227,13 @@ def _baseline_accuracy(experiment: Experiment, config: RunConfig, out: Path) -> 
     return accuracy
 
 
-def _write_report(report: CleaningReport, out: Path) -> list[Path]:
+def _write_report(report: CleaningReport, out: Path, oracle: FileOracle | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.json", out / "rounds.csv"]
     report.to_json(written[0])
     report.to_frame().to_csv(written[1], index=False)
     written += report.plot(out)
+    written.append(report.to_html(out / "report.html", oracle=oracle))
     return written
 
 
@@ -358,7 +359,7 @@ def _relabel(args: argparse.Namespace, given: argparse.Namespace) -> int:
             return 3
         print()
         print(cleaner.report_.to_markdown())
-        written = _write_report(cleaner.report_, workdir / "report")
+        written = _write_report(cleaner.report_, workdir / "report", oracle)
     print(f"\nall rounds done; report written to {(workdir / 'report').resolve()}/: "
           + ", ".join(p.name for p in written))
     return 0
