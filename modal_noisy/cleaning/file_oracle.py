@@ -465,18 +465,18 @@ class FileOracle(Oracle):
         return self._validate_answers(file, entries, idx, problems)
 
     def _validate_answers(
-        self, file: Path, entries: list[tuple[str, str, str]], idx: np.ndarray, problems: list[str]
+        self, file: Path, entries: list[tuple[str, str, str | None]], idx: np.ndarray, problems: list[str]
     ) -> np.ndarray:
         """The answers of ``(where, position, label)`` entries, or one error listing every problem.
 
         ``where`` names the entry in the file ("line 3", "task 2 (id 17)"); ``problems`` are those
-        the file's reader found already.
+        the file's reader found already (their entries have the label None).
         """
         wanted = {int(p): k for k, p in enumerate(idx.tolist())}
         answers = np.full(idx.size, -1, dtype=np.int64)
         seen: dict[int, str] = {}
-        for where, pos_text, label_text in entries:
-            pos_text, label_text = pos_text.strip(), label_text.strip()
+        for where, pos_text, label in entries:
+            pos_text, label_text = pos_text.strip(), None if label is None else label.strip()
             position = _parse_int(pos_text)
             if position is None:
                 problems.append(f"{where}: position {pos_text!r} is not an integer")
@@ -488,6 +488,8 @@ class FileOracle(Oracle):
                 problems.append(f"{where}: position {position} is answered twice (also on {seen[position]})")
                 continue
             seen[position] = where
+            if label_text is None:
+                continue  # its problem is listed already
             if not label_text:
                 problems.append(f"{where}: position {position} has no label")
                 continue

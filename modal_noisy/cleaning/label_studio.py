@@ -119,11 +119,12 @@ def _annotation_choice(annotations: list[Any]) -> tuple[str | None, str | None]:
     return distinct[0], None
 
 
-def answer_entries(file: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
+def answer_entries(file: Path) -> tuple[list[tuple[str, str, str | None]], list[str]]:
     """Read Label Studio's JSON export of a round: ``(where, position, label)`` entries and problems.
 
     A task's label is the single choice of its annotations that were not cancelled (several that agree
-    count once); its position is ``data.position``, as :func:`queue_tasks` wrote it.
+    count once); its position is ``data.position``, as :func:`queue_tasks` wrote it. A task whose
+    annotations are unusable is listed in the problems and its entry's label is None.
 
     Raises
     ------
@@ -139,7 +140,7 @@ def answer_entries(file: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
             f"answers file {file} must be Label Studio's JSON export, a list of tasks "
             f"(got a JSON {type(tasks).__name__}); export the project as 'JSON'"
         )
-    entries: list[tuple[str, str, str]] = []
+    entries: list[tuple[str, str, str | None]] = []
     problems: list[str] = []
     for number, task in enumerate(tasks, start=1):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
@@ -157,6 +158,6 @@ def answer_entries(file: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
         choice, problem = _annotation_choice(annotations)
         if problem is not None:
             problems.append(f"{where}: position {position} {problem}")
-            continue
-        entries.append((where, str(position), choice or ""))
+        # None: the task's problem is listed already, but it answers (and so may repeat) its position
+        entries.append((where, str(position), None if problem is not None else choice or ""))
     return entries, problems
