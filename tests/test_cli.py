@@ -54,6 +54,7 @@ def test_run_on_digits_writes_the_report(tmp_path):
     assert report["phase1"]["audit"]["n_audited"] == 15
     assert [r["labels_spent"] for r in report["rounds"]] == [15, 25, 35]
     assert (out / "journal.jsonl").stat().st_size > 0
+    assert "report.html" in result.stdout and (out / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.parametrize(

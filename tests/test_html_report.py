@@ -112,6 +112,15 @@ def test_to_html_shows_the_experts_answers(report, answered_oracle, tmp_path):
         report.to_html(tmp_path / "x.html", oracle=object())
 
 
+def test_cli_report_folder_holds_the_html_with_the_experts_answers(report, answered_oracle, tmp_path):
+    from modal_noisy import cli
+
+    written = cli._write_report(report, tmp_path / "report", answered_oracle)
+    assert tmp_path / "report" / "report.html" in written
+    text = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Expert answers</h2>" in text and text.count('<img alt="#') == 6
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
