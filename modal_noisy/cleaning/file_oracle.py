@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from modal_noisy._validation import check_finite_array, check_indices, check_labels, check_positive_int
-from modal_noisy.cleaning import label_studio
+from modal_noisy.cleaning.label_studio import answer_entries, labeling_config, queue_tasks
 from modal_noisy.cleaning.oracles import Oracle
 
 __all__ = ["AwaitingExpertAnswers", "FileOracle", "QueueFiles"]
@@ -340,14 +340,13 @@ class FileOracle(Oracle):
         positions = idx.tolist()
         urls = [self._image_url(pos) for pos in positions]
         predicted = scores = None
-        if all(pos in self._predictions for pos in positions):
-            probs = np.stack([self._predictions[pos] for pos in positions]) if positions else None
-            if probs is not None:
-                predicted = [self._class_name(int(k)) for k in probs.argmax(axis=1)]
-                scores = probs.max(axis=1).tolist()
-        tasks = label_studio.queue_tasks(rows, urls, predicted=predicted, scores=scores)
+        if positions and all(pos in self._predictions for pos in positions):
+            probs = np.stack([self._predictions[pos] for pos in positions])
+            predicted = [self._class_name(int(k)) for k in probs.argmax(axis=1)]
+            scores = probs.max(axis=1).tolist()
+        tasks = queue_tasks(rows, urls, predicted=predicted, scores=scores)
         config = self.label_studio_config_path
-        config.write_text(label_studio.labeling_config(self._choices()), encoding="utf-8")
+        config.write_text(labeling_config(self._choices()), encoding="utf-8")
         path = self.label_studio_tasks_path(round_index)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(tasks, indent=1) + "\n", encoding="utf-8")
@@ -459,7 +458,7 @@ class FileOracle(Oracle):
 
     def _parse_answers(self, file: Path, idx: np.ndarray) -> np.ndarray:
         if file.suffix.lower() == ".json":
-            entries, problems = label_studio.answer_entries(file)
+            entries, problems = answer_entries(file)
         else:
             entries, problems = _csv_entries(file), []
         return self._validate_answers(file, entries, idx, problems)

@@ -18,14 +18,15 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-if TYPE_CHECKING:  # the report calls this module; importing it back at run time would be circular
-    from modal_noisy.cleaning.file_oracle import FileOracle
-    from modal_noisy.cleaning.report import CleaningReport
+# The report (report.py) calls this module, so its type is not imported here, not even for type
+# checking (an import cycle): ``report`` is a CleaningReport, ``oracle`` a FileOracle, duck-typed.
+CleaningReport = Any
+FileOracle = Any
 
 __all__ = ["ACCURACY_COLOR", "RETENTION_COLOR", "WRONG_LEFT_COLOR", "write_html"]
 
