@@ -337,6 +337,7 @@ def _relabel(args: argparse.Namespace, given: argparse.Namespace) -> int:
         n_classes=experiment.n_classes,
         class_names=experiment.class_names,
         images=experiment.X_train,
+        label_studio=True,  # the same queue as Label Studio tasks, for experts who label there
     )
     data = (experiment.X_train, experiment.y_given, oracle)
     cleaner = experiment.build_cleaner(config, estimator, journal=journal)
@@ -354,7 +355,13 @@ def _relabel(args: argparse.Namespace, given: argparse.Namespace) -> int:
             print(f"\nround {waiting.round_index}: the expert's turn.")
             print(f"  queue:         {waiting.queue_csv}")
             print(f"  contact sheet: {waiting.contact_sheet}")
-            print(f"  fill the 'label' column and save it as {waiting.answers_path}, then run again:")
+            print(f"  fill the 'label' column and save it as {waiting.answers_path}")
+            tasks = waiting.queue.label_studio_path
+            if tasks is not None:
+                print(f"  (or in Label Studio: import {tasks.name} into a project labelled with")
+                print(f"  {oracle.label_studio_config_path.name}; save its JSON export as "
+                      f"{oracle.label_studio_answers_path(waiting.round_index).name})")
+            print("  then run again:")
             print(f"  modal-noisy relabel {workdir}")
             return 3
         print()

@@ -288,7 +288,8 @@ def _answers_section(oracle: FileOracle) -> str:
             )
         n_changed = 0 if answers is None else int(np.sum(answers != given))
         rounds.append(
-            f"<h3>Round {round_index}: {len(positions)} queued, {_e(status)}"
+            f"<h3>Round {round_index}{' (audit)' if round_index == 0 else ''}: {len(positions)} queued, "
+            f"{_e(status)}"
             + (f", {n_changed} changed" if answers is not None else "")
             + f'</h3><div class="cards">{"".join(cards)}</div>'
         )
