@@ -74,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "FileOracle": "cleaning",
     "AwaitingExpertAnswers": "cleaning",
     "CleaningReport": "cleaning",
+    # interop/
+    "label_issues": "interop",
     # experiment.py
     "Experiment": "experiment",
     "RunConfig": "experiment",

@@ -233,12 +233,13 @@ def _baseline_accuracy(experiment: Experiment, config: RunConfig, out: Path) -> 
     return accuracy
 
 
-def _write_report(report: CleaningReport, out: Path) -> list[Path]:
+def _write_report(report: CleaningReport, out: Path, oracle: FileOracle | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.json", out / "rounds.csv"]
     report.to_json(written[0])
     report.to_frame().to_csv(written[1], index=False)
     written += report.plot(out)
+    written.append(report.to_html(out / "report.html", oracle=oracle))
     return written
 
 
@@ -342,6 +343,7 @@ def _relabel(args: argparse.Namespace, given: argparse.Namespace) -> int:
         n_classes=experiment.n_classes,
         class_names=experiment.class_names,
         images=experiment.X_train,
+        label_studio=True,  # the same queue as Label Studio tasks, for experts who label there
     )
     data = (experiment.X_train, experiment.y_given, oracle)
     cleaner = experiment.build_cleaner(config, estimator, journal=journal)
@@ -359,12 +361,18 @@ def _relabel(args: argparse.Namespace, given: argparse.Namespace) -> int:
             print(f"\nround {waiting.round_index}: the expert's turn.")
             print(f"  queue:         {waiting.queue_csv}")
             print(f"  contact sheet: {waiting.contact_sheet}")
-            print(f"  fill the 'label' column and save it as {waiting.answers_path}, then run again:")
+            print(f"  fill the 'label' column and save it as {waiting.answers_path}")
+            tasks = waiting.queue.label_studio_path
+            if tasks is not None:
+                print(f"  (or in Label Studio: import {tasks.name} into a project labelled with")
+                print(f"  {oracle.label_studio_config_path.name}; save its JSON export as "
+                      f"{oracle.label_studio_answers_path(waiting.round_index).name})")
+            print("  then run again:")
             print(f"  modal-noisy relabel {workdir}")
             return 3
         print()
         print(cleaner.report_.to_markdown())
-        written = _write_report(cleaner.report_, workdir / "report")
+        written = _write_report(cleaner.report_, workdir / "report", oracle)
     print(f"\nall rounds done; report written to {(workdir / 'report').resolve()}/: "
           + ", ".join(p.name for p in written))
     return 0

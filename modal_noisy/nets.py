@@ -19,14 +19,17 @@ is forked and restored, never reseeded for the caller). With skorch, ``module__r
 every (re)initialisation of the module identical; two networks that must differ (co-teaching) need
 two different seeds.
 
-No weights are ever downloaded: :func:`make_backbone` builds torchvision models with ``weights=None``
-and loads a state dict only from a local path the user gives.
+Weights: :func:`make_backbone` starts from a random initialisation, a state dict from a local path,
+or torchvision's pretrained weights named by their enum (``ResNet18_Weights.IMAGENET1K_V1``) or its
+name (``"IMAGENET1K_V1"``, ``"DEFAULT"``). Only the last downloads, through torchvision into the torch
+hub cache, and only when asked for; a machine without access to the model host reads the cached file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from enum import Enum
 from os import PathLike
 from pathlib import Path
 
@@ -44,6 +47,7 @@ __all__ = [
     "gaussian_blur",
     "gaussian_kernel",
     "make_backbone",
+    "resolve_weights",
 ]
 
 #: Names accepted by :func:`make_backbone`.
@@ -295,18 +299,94 @@ def _adapt_conv_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
 
 
-def _load_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
+def _load_state_dict(path: str | PathLike[str], parameter: str = "weights_path") -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights_path does not exist or is not a file (got {str(path)!r})")
+        raise FileNotFoundError(f"{parameter} does not exist or is not a file (got {str(path)!r})")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ValueError(
-            f"weights_path must hold a state dict (a mapping of tensors) (got {type(state).__name__})"
+            f"{parameter} must hold a state dict (a mapping of tensors) (got {type(state).__name__})"
         )
     return state
+
+
+# a string that names a file rather than a torchvision weight
+_WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def resolve_weights(name: str, weights: object) -> Enum | Path | None:
+    """Resolve the ``weights`` argument of :func:`make_backbone` without loading anything.
+
+    Parameters
+    ----------
+    name : {"resnet18", "mobilenet_v2"}
+        The torchvision architecture.
+    weights : None, torchvision weight enum, str or path
+        ``None``; a member of the architecture's weight enum (``ResNet18_Weights.IMAGENET1K_V1``);
+        its name, alone (``"IMAGENET1K_V1"``, ``"DEFAULT"``) or qualified
+        (``"ResNet18_Weights.IMAGENET1K_V1"``); or the path of a local state dict (a
+        :class:`os.PathLike`, or a string with a path separator or a ``.pt``/``.pth``/``.bin``/``.ckpt``
+        suffix).
+
+    Returns
+    -------
+    torchvision weight enum member, Path or None
+
+    Raises
+    ------
+    ValueError
+        A weight name the architecture does not have, or an enum member of another architecture;
+        the message lists the names it has.
+    TypeError
+        ``weights`` of another type.
+    """
+    from torchvision import models
+
+    if name not in BACKBONES:
+        raise ValueError(f"name must be one of {list(BACKBONES)} (got {name!r})")
+    if weights is None:
+        return None
+    enum_class = models.get_model_weights(name)
+    names = [*enum_class.__members__]
+    if isinstance(weights, Enum):
+        if not isinstance(weights, enum_class):
+            raise ValueError(
+                f"weights must be one of {enum_class.__name__}.{{{', '.join(names)}}} for {name} "
+                f"(got {type(weights).__name__}.{weights.name})"
+            )
+        return weights
+    if isinstance(weights, PathLike):
+        return Path(weights)
+    if not isinstance(weights, str):
+        raise TypeError(
+            f"weights must be None, a torchvision weight enum, its name or a path "
+            f"(got {type(weights).__name__})"
+        )
+    if "/" in weights or "\\" in weights or weights.lower().endswith(_WEIGHT_FILE_SUFFIXES):
+        return Path(weights)
+    prefix, _, member = weights.rpartition(".")
+    if prefix in ("", enum_class.__name__) and member in enum_class.__members__:
+        return enum_class[member]
+    raise ValueError(
+        f"weights must name one of {name}'s torchvision weights {names} (alone or as "
+        f"'{enum_class.__name__}.<name>') or be a path to a state dict file (got {weights!r})"
+    )
+
+
+def _weights_state_dict(weights: Enum) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision weights: from the torch hub cache, else downloaded into it."""
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)  # type: ignore[attr-defined]
+    except OSError as exc:  # urllib's URLError is an OSError: no network, host unreachable
+        raise OSError(
+            f"could not load torchvision weights {type(weights).__name__}.{weights.name}: they are not "
+            f"in the torch hub cache ({torch.hub.get_dir()}/checkpoints) and {weights.url} "  # type: ignore[attr-defined]
+            f"could not be downloaded ({exc}); download the file on a machine with access and copy it "
+            "into that folder, or pass a local state dict path"
+        ) from exc
 
 
 def make_backbone(
@@ -314,12 +394,13 @@ def make_backbone(
     *,
     in_channels: int = 3,
     n_classes: int,
+    weights: object = None,
     weights_path: str | PathLike[str] | None = None,
     dropout: float = 0.0,
     local_contrast: float = 0.0,
     random_state: int | None = None,
 ) -> Backbone:
-    """Build a torchvision ``resnet18`` or ``mobilenet_v2`` with a new head, without downloading.
+    """Build a torchvision ``resnet18`` or ``mobilenet_v2`` with a new head, optionally pretrained.
 
     Parameters
     ----------
@@ -330,11 +411,16 @@ def make_backbone(
         its input channels and repeated, scaled by ``3 / in_channels``.
     n_classes : int
         Number of output logits of the new ``head``.
+    weights : None, torchvision weight enum, str or path, default=None
+        Pretrained weights of the body: torchvision's enum member (``ResNet18_Weights.IMAGENET1K_V1``)
+        or its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``, ``"ResNet18_Weights.IMAGENET1K_V1"``), read
+        from the torch hub cache or downloaded into it; or a local state dict file (see
+        :func:`resolve_weights`). ``None`` keeps the random initialisation.
     weights_path : path or None, default=None
         Local file with a state dict of the torchvision model (e.g. ImageNet weights the user
-        downloaded, or ``torchvision.models.resnet18().state_dict()`` saved with ``torch.save``).
-        Its classifier (``fc.*`` / ``classifier.*``) is ignored; every other key must match.
-        ``None`` keeps the random initialisation.
+        downloaded, or ``torchvision.models.resnet18().state_dict()`` saved with ``torch.save``);
+        the same as passing the path as ``weights``. In every case the classifier (``fc.*`` /
+        ``classifier.*``) of the loaded weights is ignored and every other key must match.
     dropout : float, default=0.0
         Dropout probability before the head.
     local_contrast : float, default=0.0
@@ -350,9 +436,12 @@ def make_backbone(
     Raises
     ------
     ValueError
-        Unknown ``name``, or a state dict whose keys or shapes do not match the architecture.
+        Unknown ``name``, an unknown weight name, both ``weights`` and ``weights_path``, or a state
+        dict whose keys or shapes do not match the architecture.
     FileNotFoundError
-        ``weights_path`` does not exist.
+        The weights file does not exist.
+    OSError
+        Torchvision weights that are neither cached nor downloadable.
     """
     # torchvision costs seconds to import and only the backbones need it: SmallCNN (and so phase 1
     # on small images) stays usable without loading it
@@ -364,7 +453,20 @@ def make_backbone(
     check_positive_int(n_classes, "n_classes")
     check_fraction(dropout, "dropout", high_inclusive=False)
     local_contrast = check_nonnegative(local_contrast, "local_contrast")
-    state = _load_state_dict(weights_path) if weights_path is not None else None
+    if weights is not None and weights_path is not None:
+        raise ValueError(
+            f"give weights or weights_path, not both (got weights={weights!r}, "
+            f"weights_path={str(weights_path)!r})"
+        )
+    source: object = weights if weights_path is None else Path(weights_path)
+    resolved = resolve_weights(name, source)
+    parameter = "weights_path" if weights_path is not None else "weights"
+    if resolved is None:
+        state = None
+    elif isinstance(resolved, Path):
+        state = _load_state_dict(resolved, parameter)
+    else:
+        state = _weights_state_dict(resolved)
 
     with torch_seed(random_state, name="random_state"):  # parameters are created on the CPU
         body = getattr(models, name)(weights=None)
@@ -402,9 +504,7 @@ def make_backbone(
         try:
             body.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ValueError(
-                f"weights_path {str(weights_path)!r} does not match torchvision {name}: {exc}"
-            ) from exc
+            raise ValueError(f"{parameter} {str(source)!r} does not match torchvision {name}: {exc}") from exc
     return net
 
 

@@ -54,6 +54,7 @@ def test_run_on_digits_writes_the_report(tmp_path):
     assert report["phase1"]["audit"]["n_audited"] == 15
     assert [r["labels_spent"] for r in report["rounds"]] == [15, 25, 35]
     assert (out / "journal.jsonl").stat().st_size > 0
+    assert "report.html" in result.stdout and (out / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.parametrize(
@@ -120,6 +121,10 @@ def test_relabel_exports_imports_and_continues(tmp_path):
     assert first.returncode == 3, first.stderr[-3000:]
     queue = work / "queue" / "queue_round01.csv"
     assert str(queue) in first.stdout and "modal-noisy relabel" in first.stdout
+    # the same queue for Label Studio, with the phase-1 model's predictions as pre-annotations
+    tasks = json.loads((work / "queue" / "queue_round01.labelstudio.json").read_text())
+    assert len(tasks) == 10 and all(len(task["predictions"]) == 1 for task in tasks)
+    assert "queue_round01.labelstudio.json" in first.stdout and "answers_round01.json" in first.stdout
 
     # the expert answers round 1 with the true labels
     y_true = load_digits_long_tailed(imbalance_ratio=10, random_state=0).y_train

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -479,6 +480,107 @@ def test_make_backbone_errors(tmp_path):
     torch.save(models.mobilenet_v2(weights=None).state_dict(), wrong)
     with pytest.raises(ValueError, match="does not match torchvision resnet18"):
         make_backbone("resnet18", n_classes=3, weights_path=wrong)
+
+
+@pytest.mark.parametrize(
+    ("name", "weights", "expected"),
+    [
+        ("resnet18", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"),
+        ("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"),
+        ("resnet18", "DEFAULT", "ResNet18_Weights.IMAGENET1K_V1"),
+        ("mobilenet_v2", "IMAGENET1K_V2", "MobileNet_V2_Weights.IMAGENET1K_V2"),
+    ],
+    ids=["name", "qualified", "default", "mobilenet"],
+)
+def test_resolve_weights_names(name, weights, expected):
+    from modal_noisy.nets import resolve_weights
+
+    resolved = resolve_weights(name, weights)
+    assert f"{type(resolved).__name__}.{resolved.name}" == expected
+
+
+def test_resolve_weights_enum_paths_and_none(tmp_path):
+    from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights
+
+    from modal_noisy.nets import resolve_weights
+
+    assert resolve_weights("resnet18", ResNet18_Weights.IMAGENET1K_V1) is ResNet18_Weights.IMAGENET1K_V1
+    assert resolve_weights("resnet18", None) is None
+    assert resolve_weights("resnet18", tmp_path / "w.pth") == tmp_path / "w.pth"
+    assert resolve_weights("resnet18", "weights/resnet.pth") == Path("weights/resnet.pth")
+    assert resolve_weights("resnet18", "resnet.PT") == Path("resnet.PT")
+    expected = r"weights must be one of ResNet18_Weights\.\{IMAGENET1K_V1, DEFAULT\}"
+    with pytest.raises(ValueError, match=expected):
+        resolve_weights("resnet18", MobileNet_V2_Weights.IMAGENET1K_V1)
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "match"),
+    [
+        (
+            "IMAGENET1K_V9",
+            ValueError,
+            r"weights must name one of resnet18's torchvision weights \['IMAGENET1K_V1', 'DEFAULT'\]"
+            r".*got 'IMAGENET1K_V9'",
+        ),
+        ("MobileNet_V2_Weights.IMAGENET1K_V1", ValueError, "got 'MobileNet_V2_Weights.IMAGENET1K_V1'"),
+        (3, TypeError, "weights must be None, a torchvision weight enum, its name or a path"),
+    ],
+    ids=["unknown-name", "other-model", "int"],
+)
+def test_make_backbone_rejects_bad_weights_before_loading(weights, error, match):
+    with pytest.raises(error, match=match):
+        make_backbone("resnet18", n_classes=3, weights=weights)
+
+
+def test_make_backbone_weights_takes_a_path_and_refuses_both(tmp_path):
+    from torchvision import models
+
+    source = models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    net = make_backbone("resnet18", n_classes=2, weights=str(path))
+    torch.testing.assert_close(net.body.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    with pytest.raises(FileNotFoundError, match="weights does not exist"):
+        make_backbone("resnet18", n_classes=2, weights=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="give weights or weights_path, not both"):
+        make_backbone("resnet18", n_classes=2, weights="DEFAULT", weights_path=path)
+
+
+def _model_host_reachable(url: str) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        socket.create_connection((urlparse(url).hostname, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_make_backbone_loads_imagenet_weights():
+    # the real download, where the model host is reachable (or the file already cached)
+    from torchvision.models import ResNet18_Weights
+
+    weights = ResNet18_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file() and not _model_host_reachable(weights.url):
+        pytest.skip(f"{weights.url} cannot be reached and {cached} is not cached")
+    reference = weights.get_state_dict(progress=False)
+    net = make_backbone("resnet18", in_channels=3, n_classes=7, weights="IMAGENET1K_V1")
+    torch.testing.assert_close(net.body.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
+    assert net.head.out_features == 7
+
+
+def test_make_backbone_unreachable_weights_name_the_cache(monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")  # what urllib raises without a route to the host
+
+    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", lambda self, *a, **k: offline())
+    with pytest.raises(OSError, match=r"IMAGENET1K_V1: they are not in the torch hub cache"):
+        make_backbone("resnet18", n_classes=2, weights="IMAGENET1K_V1")
 
 
 def test_final_linear_names_the_class():

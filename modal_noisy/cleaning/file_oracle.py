@@ -1,16 +1,19 @@
 """The human expert as an oracle, through files: each round's queue out, the expert's answers in.
 
-:class:`FileOracle` writes each round's queue as a CSV plus a PNG contact sheet and reads the expert's
-answers CSV back. Until the answers exist it raises :class:`AwaitingExpertAnswers`, so the cleaning loop
-can stop cleanly (everything before is journalled) and resume later.
+:class:`FileOracle` writes each round's queue as a CSV plus a PNG contact sheet (and, on request, as a
+Label Studio import file) and reads the expert's answers back, from a CSV or from Label Studio's JSON
+export. Until the answers exist it raises :class:`AwaitingExpertAnswers`, so the cleaning loop can stop
+cleanly (everything before is journalled) and resume later.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from modal_noisy._validation import check_finite_array, check_indices, check_labels, check_positive_int
+from modal_noisy.cleaning.label_studio import answer_entries, labeling_config, queue_tasks
 from modal_noisy.cleaning.oracles import Oracle
 
 __all__ = ["AwaitingExpertAnswers", "FileOracle", "QueueFiles"]
@@ -28,6 +32,9 @@ __all__ = ["AwaitingExpertAnswers", "FileOracle", "QueueFiles"]
 # the CSV columns of a queue file, in order; "image_path" only when paths are known
 _QUEUE_COLUMNS = ("position", "id", "current_label", "current_class_name", "image_path", "label")
 _MAX_PROBLEMS_SHOWN = 10
+# Label Studio shows an image at least this many pixels wide: small images are enlarged (nearest)
+_LABEL_STUDIO_MIN_SIDE = 128
+_QUEUE_NAME = re.compile(r"queue_round(\d+)\.csv")
 
 
 class QueueFiles(NamedTuple):
@@ -35,6 +42,8 @@ class QueueFiles(NamedTuple):
 
     csv_path: Path
     contact_sheet_path: Path | None
+    #: the Label Studio tasks to import (``label_studio=True``)
+    label_studio_path: Path | None = None
 
 
 class AwaitingExpertAnswers(RuntimeError):
@@ -90,6 +99,14 @@ class FileOracle(Oracle):
     label that is not an integer or is out of range, a duplicate position or a missing answer rejects
     the whole file with a :class:`ValueError` that names the file, the line and the problem.
 
+    With ``label_studio=True`` the round's queue is also written for Label Studio
+    (:mod:`~modal_noisy.cleaning.label_studio`): ``queue_round{r:02d}.labelstudio.json`` (tasks to
+    import, with the model's prediction as a pre-annotation when the cleaning loop offers it, see
+    :meth:`receive_predictions`), ``labelstudio_config.xml`` (the labelling interface) and, for
+    images given as an array, ``images/{position:06d}.png``. Label Studio's JSON export of the finished
+    tasks, saved as ``answers_round{r:02d}.json``, is read as the round's answers with the same
+    all-or-nothing validation (each problem named by task).
+
     Parameters
     ----------
     directory : str or os.PathLike
@@ -108,6 +125,13 @@ class FileOracle(Oracle):
         position.
     thumbnails_per_row : int, default=10
         Columns of the contact sheet.
+    label_studio : bool, default=False
+        Also write each queue as a Label Studio import file (see above).
+    image_url_prefix : str, default="/data/local-files/?d="
+        What each image's path is prefixed with in the Label Studio tasks. The default is Label Studio's
+        local-files URL, relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``: the queue folder for
+        images given as an array (their PNGs are written there), the root ``image_paths`` are relative
+        to otherwise. Use ``""`` for paths that are already URLs.
     """
 
     def __init__(
@@ -120,8 +144,17 @@ class FileOracle(Oracle):
         images: object = None,
         ids: Sequence[Any] | None = None,
         thumbnails_per_row: int = 10,
+        label_studio: bool = False,
+        image_url_prefix: str = "/data/local-files/?d=",
     ) -> None:
         self.directory = Path(directory)
+        if not isinstance(label_studio, bool):
+            raise TypeError(f"label_studio must be True or False (got {label_studio!r})")
+        if not isinstance(image_url_prefix, str):
+            raise TypeError(f"image_url_prefix must be a string (got {type(image_url_prefix).__name__})")
+        self.label_studio = label_studio
+        self.image_url_prefix = image_url_prefix
+        self._predictions: dict[int, np.ndarray] = {}
         self.n_classes = check_positive_int(n_classes, "n_classes")
         self.thumbnails_per_row = check_positive_int(thumbnails_per_row, "thumbnails_per_row")
         if class_names is not None:
@@ -152,6 +185,8 @@ class FileOracle(Oracle):
             described = ", ".join(f"{name} has {n}" for name, n in lengths.items())
             raise ValueError(f"images, image_paths and ids must have the same length ({described})")
         self.n_samples = next(iter(lengths.values()), None)
+        if label_studio and images is None and self.image_paths is None:
+            raise ValueError("label_studio=True needs images or image_paths: Label Studio shows each image")
 
     def __repr__(self) -> str:
         return f"FileOracle({str(self.directory)!r}, n_classes={self.n_classes})"
@@ -166,14 +201,49 @@ class FileOracle(Oracle):
     def answers_path(self, round_index: int) -> Path:
         return self.directory / f"answers_round{round_index:02d}.csv"
 
+    def label_studio_tasks_path(self, round_index: int) -> Path:
+        return self.directory / f"queue_round{round_index:02d}.labelstudio.json"
+
+    def label_studio_answers_path(self, round_index: int) -> Path:
+        return self.directory / f"answers_round{round_index:02d}.json"
+
+    @property
+    def label_studio_config_path(self) -> Path:
+        return self.directory / "labelstudio_config.xml"
+
     def _class_name(self, label: int) -> str:
         if self.class_names is not None and 0 <= label < self.n_classes:
             return self.class_names[label]
         return str(label)
 
-    def _label_text(self, label: int) -> str:
+    def label_text(self, label: int) -> str:
+        """A label as the expert sees it: the index, and the class name when known."""
         # the index too, since that is what the expert types into the answers file
         return str(label) if self.class_names is None else f"{label} {self._class_name(label)}"
+
+    # ------------------------------------------------------------------ model predictions
+    @property
+    def wants_predictions(self) -> bool:
+        """Whether the cleaning loop should offer the model's probabilities (:meth:`receive_predictions`)."""
+        return self.label_studio
+
+    def receive_predictions(self, indices: object, pred_probs: object) -> None:
+        """Keep the model's probabilities of the samples about to be queued, for the pre-annotations.
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Positions in the training set.
+        pred_probs : array-like of shape (len(indices), n_classes)
+        """
+        idx = check_indices(indices, self.n_samples, unique=True)
+        probs = check_finite_array(pred_probs, "pred_probs")
+        if probs.shape != (idx.size, self.n_classes):
+            raise ValueError(
+                f"pred_probs must have shape ({idx.size}, {self.n_classes}), a row per index "
+                f"(got shape {probs.shape})"
+            )
+        self._predictions = dict(zip(idx.tolist(), probs, strict=True))
 
     # ------------------------------------------------------------------ export
     def export_queue(
@@ -181,8 +251,10 @@ class FileOracle(Oracle):
         round_index: int,
         indices: object,
         current_labels: object,
+        *,
+        pred_probs: object = None,
     ) -> QueueFiles:
-        """Write the round's queue CSV and contact sheet.
+        """Write the round's queue CSV and contact sheet (and the Label Studio tasks, when asked for).
 
         Parameters
         ----------
@@ -193,6 +265,9 @@ class FileOracle(Oracle):
             The queued samples' current labels, aligned with ``indices``; or the current label
             vector of the whole training set (read at ``indices``) when its length differs from
             ``len(indices)``.
+        pred_probs : array-like of shape (len(indices), n_classes), optional
+            The model's probabilities of the queued samples, for the Label Studio pre-annotations;
+            default those given to :meth:`receive_predictions`, where they cover the queue.
 
         Returns
         -------
@@ -228,13 +303,78 @@ class FileOracle(Oracle):
         if idx.size and (self.images is not None or self.image_paths is not None):
             sheet = self.contact_sheet_path(round_index)
             titles = [
-                f"#{pos}: {self._label_text(label)}"
+                f"#{pos}: {self.label_text(label)}"
                 for pos, label in zip(idx.tolist(), queued_labels.tolist(), strict=True)
             ]
             self._write_contact_sheet(sheet, idx, titles)
-        return QueueFiles(csv_path, sheet)
+        tasks = None
+        if self.label_studio:
+            if pred_probs is not None:
+                self.receive_predictions(idx, pred_probs)
+            tasks = self._write_label_studio(round_index, idx, rows)
+        return QueueFiles(csv_path, sheet, tasks)
 
-    def _thumbnail(self, position: int) -> np.ndarray:
+    # ------------------------------------------------------------------ Label Studio
+    def _choices(self) -> list[str]:
+        return [self._class_name(k) for k in range(self.n_classes)]
+
+    def _image_url(self, position: int) -> str:
+        if self.image_paths is not None:
+            return self.image_url_prefix + Path(self.image_paths[position]).as_posix()
+        if self.images is None:
+            raise ValueError("label_studio=True needs images or image_paths: Label Studio shows the image")
+        relative = Path("images") / f"{position:06d}.png"
+        target = self.directory / relative
+        if not target.exists():
+            pixels = (self.thumbnail(position) * 255).round().astype(np.uint8)
+            scale = max(1, math.ceil(_LABEL_STUDIO_MIN_SIDE / min(pixels.shape[:2])))
+            image = Image.fromarray(pixels).resize(
+                (pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.NEAREST
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image.save(target)
+        return self.image_url_prefix + relative.as_posix()
+
+    def _write_label_studio(self, round_index: int, idx: np.ndarray, rows: list[dict[str, Any]]) -> Path:
+        """The round's Label Studio tasks (and the labelling config), written atomically."""
+        positions = idx.tolist()
+        urls = [self._image_url(pos) for pos in positions]
+        predicted = scores = None
+        if positions and all(pos in self._predictions for pos in positions):
+            probs = np.stack([self._predictions[pos] for pos in positions])
+            predicted = [self._class_name(int(k)) for k in probs.argmax(axis=1)]
+            scores = probs.max(axis=1).tolist()
+        tasks = queue_tasks(rows, urls, predicted=predicted, scores=scores)
+        config = self.label_studio_config_path
+        config.write_text(labeling_config(self._choices()), encoding="utf-8")
+        path = self.label_studio_tasks_path(round_index)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(tasks, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    # ------------------------------------------------------------------ reading a queue back
+    def queued_rounds(self) -> list[int]:
+        """The rounds whose queue file is in the folder, in order."""
+        if not self.directory.is_dir():
+            return []
+        found = (_QUEUE_NAME.fullmatch(p.name) for p in self.directory.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def read_queue(self, round_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The positions and current labels of a round's queue file, in queue order."""
+        round_index = check_positive_int(round_index, "round_index", minimum=0)
+        rows = _read_csv_rows(self.queue_path(round_index))
+        columns = [c.strip().lower() for c in rows[0]] if rows else []
+        if "position" not in columns or "current_label" not in columns:
+            raise ValueError(f"{self.queue_path(round_index)} is not a queue file (columns: {columns})")
+        pos_col, label_col = columns.index("position"), columns.index("current_label")
+        body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
+        positions = np.array([int(row[pos_col]) for row in body], dtype=np.int64)
+        labels = np.array([int(row[label_col]) for row in body], dtype=np.int64)
+        return positions, labels
+
+    def thumbnail(self, position: int) -> np.ndarray:
         """Image ``position`` as an HxW or HxWx3 float array in [0, 1]."""
         if self.images is not None:
             img = np.clip(self.images[position], 0.0, 1.0)
@@ -258,7 +398,7 @@ class FileOracle(Oracle):
             ax.set_axis_off()
             if k >= n:
                 continue
-            img = self._thumbnail(int(idx[k]))
+            img = self.thumbnail(int(idx[k]))
             if img.ndim == 2:
                 ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             else:
@@ -268,10 +408,11 @@ class FileOracle(Oracle):
 
     # ------------------------------------------------------------------ answers
     def find_answers(self, round_index: int) -> Path | None:
-        """The answers file of a round: ``answers_round{r}.csv``, else a filled-in queue file."""
-        answers = self.answers_path(round_index)
-        if answers.exists():
-            return answers
+        """The answers file of a round: ``answers_round{r}.csv``, else Label Studio's export
+        ``answers_round{r}.json``, else a filled-in queue file."""
+        for answers in (self.answers_path(round_index), self.label_studio_answers_path(round_index)):
+            if answers.exists():
+                return answers
         queue = self.queue_path(round_index)
         if queue.exists() and _has_any_label(queue):
             return queue
@@ -292,7 +433,8 @@ class FileOracle(Oracle):
         indices : array-like of int
             The queued positions, in the order the labels are returned.
         path : path, optional
-            The answers file; default :meth:`find_answers`.
+            The answers file (a CSV, or Label Studio's JSON export when it ends in ``.json``);
+            default :meth:`find_answers`.
 
         Returns
         -------
@@ -315,53 +457,51 @@ class FileOracle(Oracle):
         return self._parse_answers(file, idx)
 
     def _parse_answers(self, file: Path, idx: np.ndarray) -> np.ndarray:
-        rows = _read_csv_rows(file)
-        if not rows:
-            raise ValueError(f"answers file {file} is empty; expected a header and one row per sample")
-        columns = [c.strip().lower() for c in rows[0]]
-        missing = [c for c in ("position", "label") if c not in columns]
-        if missing:
-            raise ValueError(
-                f"answers file {file} has no column {' or '.join(repr(c) for c in missing)} "
-                f"(columns: {rows[0]}); copy the queue file and fill in its 'label' column"
-            )
-        pos_col, label_col = columns.index("position"), columns.index("label")
+        if file.suffix.lower() == ".json":
+            entries, problems = answer_entries(file)
+        else:
+            entries, problems = _csv_entries(file), []
+        return self._validate_answers(file, entries, idx, problems)
+
+    def _validate_answers(
+        self, file: Path, entries: list[tuple[str, str, str | None]], idx: np.ndarray, problems: list[str]
+    ) -> np.ndarray:
+        """The answers of ``(where, position, label)`` entries, or one error listing every problem.
+
+        ``where`` names the entry in the file ("line 3", "task 2 (id 17)"); ``problems`` are those
+        the file's reader found already (their entries have the label None).
+        """
         wanted = {int(p): k for k, p in enumerate(idx.tolist())}
         answers = np.full(idx.size, -1, dtype=np.int64)
-        seen: dict[int, int] = {}
-        problems: list[str] = []
-        for line_no, row in enumerate(rows[1:], start=2):
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            cells = row + [""] * (len(columns) - len(row))
-            pos_text, label_text = cells[pos_col].strip(), cells[label_col].strip()
+        seen: dict[int, str] = {}
+        for where, pos_text, label in entries:
+            pos_text, label_text = pos_text.strip(), None if label is None else label.strip()
             position = _parse_int(pos_text)
             if position is None:
-                problems.append(f"line {line_no}: position {pos_text!r} is not an integer")
+                problems.append(f"{where}: position {pos_text!r} is not an integer")
                 continue
             if position not in wanted:
-                problems.append(f"line {line_no}: position {position} is not in this round's queue")
+                problems.append(f"{where}: position {position} is not in this round's queue")
                 continue
             if position in seen:
-                problems.append(
-                    f"line {line_no}: position {position} is answered twice (also on line {seen[position]})"
-                )
+                problems.append(f"{where}: position {position} is answered twice (also on {seen[position]})")
                 continue
-            seen[position] = line_no
+            seen[position] = where
+            if label_text is None:
+                continue  # its problem is listed already
             if not label_text:
-                problems.append(f"line {line_no}: position {position} has no label")
+                problems.append(f"{where}: position {position} has no label")
                 continue
             label = self._parse_label(label_text)
             if label is None:
                 names = "" if self.class_names is None else " or a class name"
                 problems.append(
-                    f"line {line_no}: label {label_text!r} for position {position} is not an integer{names}"
+                    f"{where}: label {label_text!r} for position {position} is not an integer{names}"
                 )
                 continue
             if not 0 <= label < self.n_classes:
                 problems.append(
-                    f"line {line_no}: label {label} for position {position} is out of range "
-                    f"[0, {self.n_classes})"
+                    f"{where}: label {label} for position {position} is out of range [0, {self.n_classes})"
                 )
                 continue
             answers[wanted[position]] = label
@@ -461,6 +601,28 @@ def _read_csv_rows(file: Path) -> list[list[str]]:
     header = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=header.count)
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def _csv_entries(file: Path) -> list[tuple[str, str, str]]:
+    """The ``(where, position, label)`` entries of an answers CSV; blank lines skipped."""
+    rows = _read_csv_rows(file)
+    if not rows:
+        raise ValueError(f"answers file {file} is empty; expected a header and one row per sample")
+    columns = [c.strip().lower() for c in rows[0]]
+    missing = [c for c in ("position", "label") if c not in columns]
+    if missing:
+        raise ValueError(
+            f"answers file {file} has no column {' or '.join(repr(c) for c in missing)} "
+            f"(columns: {rows[0]}); copy the queue file and fill in its 'label' column"
+        )
+    pos_col, label_col = columns.index("position"), columns.index("label")
+    entries = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        cells = row + [""] * (len(columns) - len(row))
+        entries.append((f"line {line_no}", cells[pos_col], cells[label_col]))
+    return entries
 
 
 def _has_any_label(queue: Path) -> bool:

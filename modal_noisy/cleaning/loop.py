@@ -502,6 +502,7 @@ class ActiveLabelCleaner(BaseEstimator):
                 **keywords_for(query, pool_indices=pool),
             )
             queried = pool[np.asarray(positions)]
+            _offer_predictions(inputs.oracle, estimator, inputs.X, queried)
             answers = session.ask(round_index, queried, labels.current, inputs.oracle, n_classes)
             old = labels.relabel(queried, answers)
             start = estimator if phase1_model is None else phase1_model
@@ -601,6 +602,16 @@ class ActiveLabelCleaner(BaseEstimator):
             f"  balanced acc {entry['balanced_accuracy']:.3f}{precision_text}{noisy}",
             flush=True,
         )
+
+
+def _offer_predictions(oracle: Any, estimator: Any, X: np.ndarray, queried: np.ndarray) -> None:
+    """Give an oracle that asks for them (``wants_predictions``) the model's probabilities of the queue.
+
+    A :class:`~modal_noisy.cleaning.file_oracle.FileOracle` writing Label Studio tasks shows them as
+    pre-annotations; other oracles never see the model.
+    """
+    if getattr(oracle, "wants_predictions", False):
+        oracle.receive_predictions(queried, estimator.predict_proba(X[queried]))
 
 
 def _warn_pool_exhausted(round_index: int, left: int, budget: int, rounds: int) -> None:

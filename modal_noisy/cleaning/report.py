@@ -1,7 +1,8 @@
 """The report of a cleaning run: phase 1, then one record per round; tables, JSON and plots.
 
 :class:`CleaningReport` is what :class:`~modal_noisy.cleaning.ActiveLabelCleaner` leaves in ``report_``:
-``to_frame``, ``to_markdown``, ``to_json`` / ``from_json`` and ``plot``. The metrics it records come
+``to_frame``, ``to_markdown``, ``to_json`` / ``from_json``, ``plot`` and ``to_html`` (one shareable
+file, :mod:`~modal_noisy.cleaning.html_report`). The metrics it records come
 from :mod:`modal_noisy.metrics`.
 """
 
@@ -20,6 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from modal_noisy.cleaning.html_report import write_html
 from modal_noisy.jsonable import to_jsonable
 
 __all__ = ["CleaningReport"]
@@ -306,6 +308,23 @@ class CleaningReport:
             if key in data:
                 data[key] = _restore_nan(data[key])
         return cls(**data)
+
+    # ------------------------------------------------------------------ HTML
+    def to_html(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        oracle: Any = None,
+        title: str = "modal-noisy: label cleaning report",
+    ) -> Path:
+        """Write the report as one self-contained HTML file to share (charts inline, no links out).
+
+        Run settings, phase-1 clean retention per class, the cleaning curve, the per-round table and,
+        given the run's :class:`~modal_noisy.cleaning.file_oracle.FileOracle` as ``oracle``, each
+        round's queued images with their given and answered labels
+        (:func:`modal_noisy.cleaning.html_report.write_html`). Returns ``path``.
+        """
+        return write_html(self, path, oracle=oracle, title=title)
 
     # ------------------------------------------------------------------ plots
     def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
