@@ -93,6 +93,14 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
         self._initialize_accelerator()
         return self
 
+    def _initialize_accelerator(self) -> AcceleratedCoTeachingClassifier:
+        # the criterion has no parameters: DistributedDataParallel refuses to wrap it
+        criteria, self._criteria = self._criteria, []
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            self._criteria = criteria
+
     def _validate_params(self) -> None:
         # skorch's own checks; the mixin's "device must be None" does not apply once device is the
         # accelerator's (set by initialize)
