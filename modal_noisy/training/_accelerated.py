@@ -15,6 +15,10 @@ from modal_noisy.training._distributed import BatchRows, BatchShard, gather_rows
 __all__ = ["AcceleratedCoTeachingClassifier"]
 
 
+def _discard(*args: Any, **kwargs: Any) -> None:
+    """The epoch log's sink on the processes other than the main one."""
+
+
 class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
     """:class:`~modal_noisy.CoTeachingClassifier` trained by an ``accelerate.Accelerator``.
 
@@ -54,6 +58,8 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
         None takes ``accelerator.device`` when the net is initialised (``device`` is then set to it).
     unwrap_after_train : bool, default=True
         As in skorch: unwrap the networks after training (needed to pickle the net).
+    callbacks__print_log__sink : "auto" or callable, default="auto"
+        ``"auto"``: the epoch log is printed by the main process only (and not with ``verbose=0``).
     """
 
     def __init__(
@@ -92,6 +98,12 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
         CoTeachingClassifier.initialize(self)
         self._initialize_accelerator()
         return self
+
+    def _initialize_callbacks(self) -> AcceleratedCoTeachingClassifier:
+        # "auto": the main process prints (and honours verbose=0); the others print nothing
+        if self.callbacks__print_log__sink == "auto":
+            self.callbacks__print_log__sink = print if self.accelerator.is_main_process else _discard
+        return super()._initialize_callbacks()
 
     def _initialize_accelerator(self) -> AcceleratedCoTeachingClassifier:
         # the criterion has no parameters: DistributedDataParallel refuses to wrap it
