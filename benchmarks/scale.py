@@ -88,9 +88,7 @@ def cpu_ratio(*, side: int, epochs: int, repeats: int, seed: int) -> dict[str, A
     recipe = recommended_net_kwargs(max_epochs=epochs)
     common = dict(module__in_channels=1, module__n_classes=n_classes, device="cpu", verbose=0, **recipe)
     builders = {
-        "single": lambda: NeuralNetClassifier(
-            SmallCNN, module__random_state=seed, **common
-        ),
+        "single": lambda: NeuralNetClassifier(SmallCNN, module__random_state=seed, **common),
         "pair": lambda: CoTeachingClassifier(SmallCNN, random_state=seed, **common),
     }
     measured: dict[str, list[float]] = {name: [] for name in builders}
@@ -228,11 +226,15 @@ def worker(args: argparse.Namespace) -> None:
         net.fit(X, y)
     if accelerator.is_main_process:
         Path(args.worker_out).write_text(
-            json.dumps({"processes": accelerator.num_processes, "ips": images_per_second(net.history, len(y), "dur")})
+            json.dumps(
+                {"processes": accelerator.num_processes, "ips": images_per_second(net.history, len(y), "dur")}
+            )
         )
 
 
-def cpu_scaling(*, side: int, epochs: int, batch_size: int, seed: int, processes: list[int]) -> dict[str, Any]:
+def cpu_scaling(
+    *, side: int, epochs: int, batch_size: int, seed: int, processes: list[int]
+) -> dict[str, Any]:
     """Part (c): images/s of the co-teaching pair on 1 and 2 CPU processes (gloo)."""
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,8 +245,9 @@ def cpu_scaling(*, side: int, epochs: int, batch_size: int, seed: int, processes
             launch += ["--multi_gpu", "--num_processes", str(n), "--main_process_port", str(_free_port())]
             if n == 1:
                 launch = [sys.executable]
-            command = [*launch, __file__, "--worker", "--worker-out", str(out), "--side", str(side),
-                       "--epochs", str(epochs), "--batch-size", str(batch_size), "--seed", str(seed)]  # fmt: skip
+            command = [*launch, __file__, "--worker", "--worker-out", str(out)]
+            command += ["--side", str(side), "--epochs", str(epochs)]
+            command += ["--batch-size", str(batch_size), "--seed", str(seed)]
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
             if done.returncode != 0:
@@ -263,7 +266,9 @@ def cpu_scaling(*, side: int, epochs: int, batch_size: int, seed: int, processes
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small settings: <= 5 min on 2 CPU cores")
     parser.add_argument("--device", default="cpu", help="cpu: parts (a) and (c); cuda: part (b)")
     parser.add_argument("--side", type=int, default=None, help="image side (default: 16 on CPU, 224 on GPU)")
@@ -291,7 +296,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     repeats = args.repeats or (3 if args.quick else 5)
     result: dict[str, Any] = {
         "header": header(device=args.device),
-        "config": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "epochs": epochs},
+        "config": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "epochs": epochs,
+        },
     }
     if cuda:
         result["ratio"] = backbone_ratio(

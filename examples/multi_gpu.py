@@ -2,7 +2,10 @@
 
 Launch the same script on every process; each trains both networks on its shard of every batch, the
 per-sample state is gathered by dataset index, and every process ends with the same clean mask. The main
-process writes ``OUT/clean_mask.npy`` (and ``OUT/vog.npy``, ``OUT/summary.json``)::
+process writes ``OUT/clean_mask.npy`` (and ``OUT/vog.npy``, ``OUT/labels.npy``, ``OUT/summary.json``).
+With ``--rounds N`` phase 2 follows on the same engine: a simulated expert (the true labels of
+``--quick`` / ``--npz``) answers ``--budget`` queries per round, the main process journals them in
+``OUT/journal.jsonl``::
 
     # two processes on the CPU (gloo): Accelerate's torchrun launcher, --cpu for the script
     accelerate launch --multi_gpu --num_processes 2 examples/multi_gpu.py --cpu --quick --out run-2cpu
@@ -36,7 +39,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 
-from modal_noisy import AcceleratedCoTeachingClassifier, ImageFolderCSV, SmallCNN, make_backbone
+from modal_noisy import (
+    AcceleratedCoTeachingClassifier,
+    ActiveLabelCleaner,
+    ImageFolderCSV,
+    SimulatedOracle,
+    SmallCNN,
+    make_backbone,
+)
 from modal_noisy.experiment import load_experiment
 
 
@@ -60,15 +70,19 @@ class PixelMLP(torch.nn.Module):
         return self.head(self.body(x))
 
 
-def _data(args: argparse.Namespace) -> tuple[Any, np.ndarray, int, int]:
-    """``(X, y, n_classes, in_channels)`` of the data set the flags name."""
+def _data(args: argparse.Namespace) -> tuple[Any, np.ndarray, int, int, Any]:
+    """``(X, y, n_classes, in_channels, experiment)`` of the data set the flags name.
+
+    ``experiment`` (None for ``--csv``) has the true labels and the clean validation split that phase 2
+    with a simulated expert needs.
+    """
     if args.csv:
         from torchvision import transforms
 
         size = args.image_size
         transform = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
         data = ImageFolderCSV(args.csv, args.images, transform=transform)
-        return data, np.asarray(data.labels), data.n_classes, 3
+        return data, np.asarray(data.labels), data.n_classes, 3, None
     if args.npz:
         experiment = load_experiment("medmnist", path=args.npz, noise_rate=0.4, random_state=args.seed)
     else:
@@ -76,7 +90,7 @@ def _data(args: argparse.Namespace) -> tuple[Any, np.ndarray, int, int]:
     X, y = experiment.X_train, experiment.y_given
     if args.max_samples:
         X, y = X[: args.max_samples], y[: args.max_samples]
-    return X, y, experiment.n_classes, experiment.in_channels
+    return X, y, experiment.n_classes, experiment.in_channels, experiment
 
 
 def main(args: argparse.Namespace) -> AcceleratedCoTeachingClassifier:
@@ -86,7 +100,7 @@ def main(args: argparse.Namespace) -> AcceleratedCoTeachingClassifier:
         # batch_size is the global batch; batches go to the GPU with non-blocking copies
         dataloader_config=DataLoaderConfiguration(split_batches=True, non_blocking=True),
     )
-    X, y, n_classes, in_channels = _data(args)
+    X, y, n_classes, in_channels, experiment = _data(args)
     cuda = accelerator.device.type == "cuda"
     loader = {"num_workers": args.workers, "pin_memory": cuda, "persistent_workers": args.workers > 0}
     if args.backbone == "smallcnn":
@@ -110,24 +124,50 @@ def main(args: argparse.Namespace) -> AcceleratedCoTeachingClassifier:
         **{f"iterator_train__{key}": value for key, value in loader.items()},
         **{f"iterator_valid__{key}": value for key, value in loader.items()},
     )
-    net.fit(X, y)
     out = Path(args.out)
+    if args.rounds:
+        # phase 2 on the same engine: a simulated expert answers; only the main process journals
+        if accelerator.is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+        cleaner = ActiveLabelCleaner(
+            net,
+            strategy="vog",
+            budget_per_round=args.budget,
+            rounds=args.rounds,
+            recalibration_epochs=2 if args.quick else 10,
+            journal=out / "journal.jsonl",
+            random_state=args.seed,
+            verbose=int(accelerator.is_main_process),
+        )
+        y_true = experiment.y_true[: len(y)]
+        cleaner.fit(X, y, SimulatedOracle(y_true), X_val=experiment.X_val, y_val=experiment.y_val)
+        net = cleaner.estimator_  # phase 1's mask and VoG, recalibrated networks
+        labels = cleaner.labels_
+    else:
+        net.fit(X, y)
+        labels = y
     if args.every_rank:  # each process's own copy of the state, to check they agree
         out.mkdir(parents=True, exist_ok=True)
         rank = accelerator.process_index
         np.savez(
-            out / f"rank{rank}.npz", clean_mask=net.clean_mask_, vog=net.vog_, noise_rate=net.noise_rate_
+            out / f"rank{rank}.npz",
+            clean_mask=net.clean_mask_,
+            vog=net.vog_,
+            noise_rate=net.noise_rate_,
+            labels=labels,
         )
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "clean_mask.npy", net.clean_mask_)
         np.save(out / "vog.npy", net.vog_)
+        np.save(out / "labels.npy", labels)
         summary = {
             "processes": accelerator.num_processes,
             "device": str(accelerator.device),
             "n_samples": len(y),
             "selected": int(net.clean_mask_.sum()),
             "noise_rate": float(net.noise_rate_),
+            "labels_changed_by_the_expert": int(np.sum(labels != y)),
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(json.dumps(summary))
@@ -159,12 +199,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true", help="channels-last network weights")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0, help="phase 2: rounds of a simulated expert")
+    parser.add_argument("--budget", type=int, default=20, help="phase 2: labels per round")
     parser.add_argument(
         "--every-rank", action="store_true", help="also write OUT/rank<R>.npz on every process"
     )
     args = parser.parse_args(argv)
     if bool(args.csv) != bool(args.images):
         parser.error("--csv and --images go together")
+    if args.rounds and args.csv:
+        parser.error("--rounds needs the true labels of a simulated expert: use --quick or --npz")
     return args
 
 

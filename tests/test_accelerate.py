@@ -17,6 +17,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration
 
 from modal_noisy import AcceleratedCoTeachingClassifier, CoTeachingClassifier, SmallCNN
+from modal_noisy.cleaning import RelabelJournal
 from modal_noisy.training._distributed import BatchRows, gather_rows, merge_chunks
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multi_gpu.py"
@@ -103,7 +104,10 @@ def test_one_process_matches_coteaching_exactly(data):
 def test_bf16_autocast_and_channels_last_on_the_cpu(data):
     X, y = data
     net = AcceleratedCoTeachingClassifier(
-        SmallCNN, accelerator=_accelerator(mixed_precision="bf16"), channels_last=True, **_params(max_epochs=2)
+        SmallCNN,
+        accelerator=_accelerator(mixed_precision="bf16"),
+        channels_last=True,
+        **_params(max_epochs=2),
     )
     net.initialize()
     conv = net.module_.stages[0][0][0]
@@ -119,7 +123,9 @@ def test_bf16_autocast_and_channels_last_on_the_cpu(data):
 
 def test_channels_last_must_be_a_bool(data):
     X, y = data
-    net = AcceleratedCoTeachingClassifier(SmallCNN, accelerator=_accelerator(), channels_last="yes", **_params())
+    net = AcceleratedCoTeachingClassifier(
+        SmallCNN, accelerator=_accelerator(), channels_last="yes", **_params()
+    )
     with pytest.raises(ValueError, match=r"channels_last must be True or False \(got 'yes'\)"):
         net.fit(X, y)
 
@@ -130,23 +136,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _load_example():
+def _load_example(monkeypatch):
+    """The example as module ``multi_gpu`` (registered, so its network class pickles into the snapshot)."""
     spec = importlib.util.spec_from_file_location("multi_gpu", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "multi_gpu", module)
     spec.loader.exec_module(module)
     return module
 
 
-def test_two_cpu_processes_select_what_one_process_selects(tmp_path):
+def test_two_cpu_processes_select_and_relabel_what_one_process_does(tmp_path, monkeypatch):
     """``accelerate launch`` with 2 gloo processes vs one process, same global batches and seed.
 
     519 samples make the last global batch odd, so the sampler pads it with an already-trained sample,
     which the gathering must drop. The network is BatchNorm-free: BatchNorm on CPU processes normalises
     each shard (there is no SyncBatchNorm on the CPU). The clean mask and the noise rate must be equal;
     VoG must be identical on both ranks, and equal to the one-process VoG up to the summation order of
-    the gradient all-reduce (float32 rounding).
+    the gradient all-reduce (float32 rounding). A round of phase 2 follows: the same samples are queried
+    and relabelled on every process, and only the main process journals the expert's answers.
     """
     flags = ["--cpu", "--quick", "--backbone", "mlp", "--max-samples", "519", "--epochs", "6"]
+    flags += ["--rounds", "1", "--budget", "20"]
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -163,9 +173,14 @@ def test_two_cpu_processes_select_what_one_process_selects(tmp_path):
     np.testing.assert_array_equal(ranks[0]["clean_mask"], ranks[1]["clean_mask"])
     np.testing.assert_array_equal(ranks[0]["vog"], ranks[1]["vog"])
     assert float(ranks[0]["noise_rate"]) == float(ranks[1]["noise_rate"])
+    np.testing.assert_array_equal(ranks[0]["labels"], ranks[1]["labels"])
+    journal = RelabelJournal(out / "journal.jsonl").read()
+    assert journal.n_relabels == 20 and journal.rounds == [1]  # written once, not once per process
 
-    one = _load_example().main(_load_example().parse_args([*flags, "--out", str(tmp_path / "one")]))
+    example = _load_example(monkeypatch)
+    one = example.main(example.parse_args([*flags, "--out", str(tmp_path / "one")]))
     np.testing.assert_array_equal(np.load(out / "clean_mask.npy"), one.clean_mask_)
     assert float(ranks[0]["noise_rate"]) == pytest.approx(one.noise_rate_, abs=1e-12)
     np.testing.assert_allclose(ranks[0]["vog"], one.vog_, rtol=1e-4, atol=1e-6)
     assert 0 < one.clean_mask_.sum() < 519
+    np.testing.assert_array_equal(np.load(out / "labels.npy"), np.load(tmp_path / "one" / "labels.npy"))

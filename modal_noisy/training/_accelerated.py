@@ -91,7 +91,7 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
     def initialize(self) -> AcceleratedCoTeachingClassifier:
         """Initialise as :class:`CoTeachingClassifier`, then prepare networks and optimizers."""
         if self.device is None:
-            self.device = str(self.accelerator.device)
+            self.device = self._accelerator_device()
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be True or False (got {self.channels_last!r})")
         self._wrapped_with_accelerator = False  # new networks: prepare them again
@@ -117,11 +117,16 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
         # skorch's own checks; the mixin's "device must be None" does not apply once device is the
         # accelerator's (set by initialize)
         super(AccelerateMixin, self)._validate_params()
-        if torch.device(self.device) != torch.device(self.accelerator.device):
+        expected = self._accelerator_device()
+        if torch.device(self.device) != torch.device(expected):
             raise ValueError(
-                f"device must be None or the accelerator's device {str(self.accelerator.device)!r} "
-                f"(got {self.device!r})"
+                f"device must be None or the accelerator's device {expected!r} (got {self.device!r})"
             )
+
+    def _accelerator_device(self) -> str:
+        # Accelerate names CPU processes "cpu:0", which skorch's unpickling cannot map: plain "cpu"
+        device = torch.device(self.accelerator.device)
+        return "cpu" if device.type == "cpu" else str(device)
 
     def initialize_module(self) -> AcceleratedCoTeachingClassifier:
         """Both networks, with SyncBatchNorm on several GPUs and channels-last weights on request."""

@@ -18,12 +18,25 @@ merging itself (:func:`merge_chunks`) is a pure function, tested without process
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["BatchRows", "BatchShard", "gather_rows", "is_distributed", "merge_chunks"]
+__all__ = [
+    "BatchRows",
+    "BatchShard",
+    "gather_rows",
+    "is_distributed",
+    "is_main_process",
+    "merge_chunks",
+    "on_main_process",
+]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +81,43 @@ class BatchShard:
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a process group, and always outside one: the process that writes files."""
+    return not is_distributed() or dist.get_rank() == 0
+
+
+def on_main_process(work: Callable[[], T]) -> T:
+    """Run ``work()`` on the main process only and hand its result (or its exception) to every process.
+
+    The main process is the one that talks to the expert and writes journals; the others must go on
+    with the same answers, or stop with the same error instead of waiting for a collective forever.
+    Outside a process group this is just ``work()``.
+    """
+    if not is_distributed():
+        return work()
+    outcome: tuple[str, object] | None = None
+    own_error: Exception | None = None
+    if dist.get_rank() == 0:
+        try:
+            outcome = ("result", work())
+        except Exception as error:  # handed to every process, re-raised below
+            own_error = error
+            outcome = ("error", error)
+        try:
+            pickle.dumps(outcome)
+        except Exception:  # what does not pickle travels as its message
+            value = outcome[1]
+            outcome = ("error", RuntimeError(f"{type(value).__name__}: {value}"))
+    box = [outcome]
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if own_error is not None:
+        raise own_error
+    if kind == "error":
+        raise value
+    return value  # type: ignore[return-value]
 
 
 def _present(rows: BatchRows) -> list[str]:
