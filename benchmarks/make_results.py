@@ -680,6 +680,7 @@ def scale_section(runs: list[tuple[str, dict]]) -> list[str]:
             rows_scaling.append(
                 [
                     device_of(run),
+                    str(run["header"]["machine"]["cpu_count"]),
                     s["network"],
                     s["data"],
                     str(s["global_batch_size"]),
@@ -707,10 +708,11 @@ def scale_section(runs: list[tuple[str, dict]]) -> list[str]:
         lines += [
             "The pair under `accelerate launch --multi_gpu --num_processes N` (CPU processes with gloo, "
             "one torch thread each; wall time of the main process): images per second (speed-up over "
-            "one process).",
+            "one process). Two processes need two free cores: where other jobs share the machine's "
+            "cores, the figure says more about the load than about the method.",
             "",
             *table(
-                ["device", "network", "data", "global batch", "1 process", "2 processes", "run"],
+                ["device", "cores", "network", "data", "global batch", "1 process", "2 processes", "run"],
                 rows_scaling,
             ),
             "",
