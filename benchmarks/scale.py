@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS_DIR, default_data_dir, header, quiet_warnings, write_json
-
-
-def _cpu_time_callback() -> Any:
-    """Record each epoch's process CPU time as ``cpu_dur`` (see ``speed.py``)."""
-    from skorch.callbacks import Callback
-
-    class CPUTime(Callback):
-        def on_epoch_begin(self, net, **kwargs):
-            self._start = time.process_time()
-
-        def on_epoch_end(self, net, **kwargs):
-            net.history.record("cpu_dur", time.process_time() - self._start)
-
-    return CPUTime()
+from speed import _cpu_timer
 
 
 def images_per_second(history: Any, n_images: int, key: str) -> float:
@@ -95,7 +81,7 @@ def cpu_ratio(*, side: int, epochs: int, repeats: int, seed: int) -> dict[str, A
     for _ in range(repeats):
         for name, build in builders.items():
             net = build()
-            net.set_params(callbacks=[*net.callbacks, ("cpu_time", _cpu_time_callback())])
+            net.set_params(callbacks=[*net.callbacks, ("cpu_time", _cpu_timer())])
             with quiet_warnings(), torch.random.fork_rng():
                 torch.manual_seed(seed)
                 net.fit(X, y)

@@ -28,7 +28,7 @@ import numpy as np
 from modal_noisy._validation import check_labels
 from modal_noisy.cleaning.journal import RelabelJournal, dataset_fingerprint
 from modal_noisy.cleaning.snapshot import Phase1Snapshot, estimator_digest
-from modal_noisy.training._distributed import is_main_process, on_main_process
+from modal_noisy.training._distributed import from_main_process, is_main_process, on_main_process
 
 __all__ = ["CleaningSession"]
 
@@ -108,6 +108,7 @@ class CleaningSession:
             )
         return fingerprint, recorded
 
+    @from_main_process  # the main process asks the expert; every process gets the answers
     def ask(
         self,
         round_index: int,
@@ -134,16 +135,6 @@ class CleaningSession:
         n_classes : int or None
             The answers must lie in ``[0, n_classes)``.
         """
-        return on_main_process(lambda: self._ask(round_index, queried, labels, oracle, n_classes))
-
-    def _ask(
-        self,
-        round_index: int,
-        queried: np.ndarray,
-        labels: np.ndarray,
-        oracle: Callable[..., np.ndarray],
-        n_classes: int | None,
-    ) -> np.ndarray:
         answers = np.empty(len(queried), dtype=np.int64)
         known = self._replay(round_index, queried, answers)
         missing = np.flatnonzero(~known)

@@ -18,10 +18,11 @@ merging itself (:func:`merge_chunks`) is a pure function, tested without process
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -29,6 +30,7 @@ import torch.distributed as dist
 __all__ = [
     "BatchRows",
     "BatchShard",
+    "from_main_process",
     "gather_rows",
     "is_distributed",
     "is_main_process",
@@ -118,6 +120,16 @@ def on_main_process(work: Callable[[], T]) -> T:
     if kind == "error":
         raise value
     return value  # type: ignore[return-value]
+
+
+def from_main_process(method: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a method so that it runs on the main process only (see :func:`on_main_process`)."""
+
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> T:
+        return on_main_process(lambda: method(*args, **kwargs))
+
+    return run
 
 
 def _present(rows: BatchRows) -> list[str]:
