@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from modal_noisy.cleaning import RelabelJournal
 from modal_noisy.training._distributed import BatchRows, gather_rows, merge_chunks
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multi_gpu.py"
+DISTRIBUTED = Path(__file__).resolve().parents[1] / "modal_noisy" / "training" / "_distributed.py"
 N = 260
 
 
@@ -184,3 +186,61 @@ def test_two_cpu_processes_select_and_relabel_what_one_process_does(tmp_path, mo
     np.testing.assert_allclose(ranks[0]["vog"], one.vog_, rtol=1e-4, atol=1e-6)
     assert 0 < one.clean_mask_.sum() < 519
     np.testing.assert_array_equal(np.load(out / "labels.npy"), np.load(tmp_path / "one" / "labels.npy"))
+
+
+def test_awaiting_expert_answers_survives_pickling(tmp_path):
+    """The main process hands the expert workflow's stop to the others as the same exception."""
+    from modal_noisy.cleaning.file_oracle import AwaitingExpertAnswers, QueueFiles
+
+    error = AwaitingExpertAnswers(3, QueueFiles(tmp_path / "q.csv", None), tmp_path / "a.csv")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.round_index, copy.answers_path, str(copy)) == (3, tmp_path / "a.csv", str(error))
+
+
+_ON_MAIN_SCRIPT = """
+import importlib.util, os, sys, torch.distributed as dist, torch.multiprocessing as mp
+
+# the module alone (torch only), not the package: three interpreters start here
+spec = importlib.util.spec_from_file_location("_distributed", sys.argv[3])
+_distributed = sys.modules["_distributed"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(_distributed)
+on_main_process = _distributed.on_main_process
+
+def work(rank):
+    if rank == 0:
+        raise ValueError("budget_per_round must be positive (got 0)")
+    raise AssertionError("only the main process runs the work")
+
+def run(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    answer = on_main_process(lambda: [rank, 7])
+    try:
+        on_main_process(lambda: work(rank))
+        message = "no error"
+    except ValueError as error:
+        message = str(error)
+    with open(f"{out}/rank{rank}.txt", "w") as f:
+        f.write(f"{answer}|{message}")
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    procs = [mp.get_context("spawn").Process(target=run, args=(r, sys.argv[1], sys.argv[2])) for r in (0, 1)]
+    [p.start() for p in procs]
+    [p.join(120) for p in procs]
+    sys.exit(max(p.exitcode for p in procs))
+"""
+
+
+def test_on_main_process_hands_result_and_error_to_every_process(tmp_path):
+    script = tmp_path / "on_main.py"
+    script.write_text(_ON_MAIN_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(_free_port()), str(tmp_path), str(DISTRIBUTED)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):  # the main process's result, and its error, on both
+        text = (tmp_path / f"rank{rank}.txt").read_text()
+        assert text == "[0, 7]|budget_per_round must be positive (got 0)"

@@ -108,8 +108,8 @@ def on_main_process(work: Callable[[], T]) -> T:
             own_error = error
             outcome = ("error", error)
         try:
-            pickle.dumps(outcome)
-        except Exception:  # what does not pickle travels as its message
+            pickle.loads(pickle.dumps(outcome))  # what the other processes will unpickle
+        except Exception:  # what does not survive the trip travels as its message
             value = outcome[1]
             outcome = ("error", RuntimeError(f"{type(value).__name__}: {value}"))
     box = [outcome]
