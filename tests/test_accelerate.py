@@ -198,25 +198,24 @@ def test_awaiting_expert_answers_survives_pickling(tmp_path):
 
 
 _ON_MAIN_SCRIPT = """
-import importlib.util, os, sys, torch.distributed as dist, torch.multiprocessing as mp
-
-# the module alone (torch only), not the package: three interpreters start here
-spec = importlib.util.spec_from_file_location("_distributed", sys.argv[3])
-_distributed = sys.modules["_distributed"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(_distributed)
-on_main_process = _distributed.on_main_process
+import importlib.util, multiprocessing, os, sys
 
 def work(rank):
     if rank == 0:
         raise ValueError("budget_per_round must be positive (got 0)")
     raise AssertionError("only the main process runs the work")
 
-def run(rank, port, out):
+def run(rank, port, out, path):
+    # torch and the module alone (not the package) in the two workers only
+    import torch.distributed as dist
+    spec = importlib.util.spec_from_file_location("_distributed", path)
+    module = sys.modules["_distributed"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    answer = on_main_process(lambda: [rank, 7])
+    answer = module.on_main_process(lambda: [rank, 7])
     try:
-        on_main_process(lambda: work(rank))
+        module.on_main_process(lambda: work(rank))
         message = "no error"
     except ValueError as error:
         message = str(error)
@@ -225,7 +224,8 @@ def run(rank, port, out):
     dist.destroy_process_group()
 
 if __name__ == "__main__":
-    procs = [mp.get_context("spawn").Process(target=run, args=(r, sys.argv[1], sys.argv[2])) for r in (0, 1)]
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=run, args=(r, *sys.argv[1:4])) for r in (0, 1)]
     [p.start() for p in procs]
     [p.join(120) for p in procs]
     sys.exit(max(p.exitcode for p in procs))
