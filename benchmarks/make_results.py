@@ -141,7 +141,7 @@ def load(results_dir: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     return out
 
 
-EXPERIMENTS = ("clean_upper_bound", "noise_estimate", "quality", "recipe_search", "speed")
+EXPERIMENTS = ("clean_upper_bound", "noise_estimate", "quality", "recipe_search", "scale", "speed")
 
 
 def experiment_of(path: Path) -> str:
@@ -678,6 +678,71 @@ def speed_section(runs: list[tuple[str, dict]]) -> list[str]:
     return ["## Speed (`speed.py`)", "", *lines] if lines else []
 
 
+def scale_section(runs: list[tuple[str, dict]]) -> list[str]:
+    """The pair/single images-per-second ratio and the multi-process scaling of each ``scale.py`` run."""
+    rows_ratio, rows_scaling = [], []
+    for label, run in runs:
+        r = run["ratio"]
+        ips = r["images_per_second"]
+        rows_ratio.append(
+            [
+                device_of(run),
+                r["network"],
+                r["data"],
+                str(r["epochs"]),
+                r["timing"],
+                f"{ips['single']:.0f}",
+                f"{ips['pair']:.0f}",
+                f"**{r['ratio']:.2f}×**",
+                label,
+            ]
+        )
+        s = run.get("scaling")
+        if s:
+            by_n = s["images_per_second_by_processes"]
+            rows_scaling.append(
+                [
+                    device_of(run),
+                    str(run["header"]["machine"]["cpu_count"]),
+                    s["network"],
+                    s["data"],
+                    str(s["global_batch_size"]),
+                    *(f"{by_n[n]:.0f} ({s['speedup_by_processes'][n]:.2f}×)" for n in sorted(by_n, key=int)),
+                    label,
+                ]
+            )
+    if not rows_ratio:
+        return []
+    lines = [
+        "## Scale (`scale.py`)",
+        "",
+        "Training images per second of the co-teaching pair (loss+VoG from the training pass, "
+        "class-aware) against one plain skorch network of the same architecture, recipe, batch and data, "
+        "measured side by side in one run; two networks train in the pair, so 0.5× is the physical "
+        "limit (goal: ≥ 0.45×).",
+        "",
+        *table(
+            ["device", "network", "data", "epochs", "clock", "single img/s", "pair img/s", "ratio", "run"],
+            rows_ratio,
+        ),
+        "",
+    ]
+    if rows_scaling:
+        lines += [
+            "The pair under `accelerate launch --multi_gpu --num_processes N` (CPU processes with gloo, "
+            "one torch thread each; wall time of the main process): images per second (speed-up over "
+            "one process). Two processes need two free cores: where other jobs share the machine's "
+            "cores, the figure says more about the load than about the method.",
+            "",
+            *table(
+                ["device", "cores", "network", "data", "global batch", "1 process", "2 processes", "run"],
+                rows_scaling,
+            ),
+            "",
+        ]
+    return lines
+
+
 def provenance_section(loaded: dict[str, list[tuple[str, dict]]]) -> list[str]:
     lines = ["## Provenance: command, commit and versions of every run", ""]
     for experiment in sorted(loaded):
@@ -1006,6 +1071,7 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
     lines += noise_estimate_section(loaded.get("noise_estimate", []))
     lines += recipe_search_section(loaded.get("recipe_search", []))
     lines += speed_section(loaded.get("speed", []))
+    lines += scale_section(loaded.get("scale", []))
     lines += provenance_section(loaded)
     return "\n".join(lines).rstrip() + "\n", readme_block(loaded)
 
@@ -1037,10 +1103,12 @@ def add_run(path: Path, results_dir: Path = RESULTS_DIR) -> list[Path]:
                 parts.setdefault(subject, {"source": path.name, **base, "phase1": [], "phase2": []})[
                     phase
                 ].append(r)
-    elif experiment == "speed":
+    elif experiment in ("speed", "scale"):
         parts["cpu" if device_of(data) == "cpu" else "gpu"] = {"source": path.name, **data}
     else:
-        raise ValueError(f"--add takes a quality_*.json or speed_*.json a script wrote, got {path.name}")
+        raise ValueError(
+            f"--add takes a quality_*.json, speed_*.json or scale_*.json a script wrote, got {path.name}"
+        )
     written = []
     for subject, run in parts.items():
         target = results_dir / f"{experiment}_{subject}.json"

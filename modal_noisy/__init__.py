@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "RandomAugment": "training",
     # training/
     "CoTeachingClassifier": "training",
+    "AcceleratedCoTeachingClassifier": "training",
     "VoGTracker": "training",
     "SelectionMonitor": "training",
     # strategies.py

@@ -512,13 +512,17 @@ def final_linear(module: nn.Module) -> nn.Linear:
     """Return the final linear layer of a network: its ``head`` attribute.
 
     This is the one supported way to find the layer whose per-sample gradients give VoG.
-    A custom network works with this library if it stores its last layer as ``head``.
+    A custom network works with this library if it stores its last layer as ``head``. A
+    ``DistributedDataParallel`` (or ``DataParallel``) wrapper is looked through.
 
     Raises
     ------
     TypeError
         The module has no ``head`` attribute, or it is not an :class:`torch.nn.Linear`.
     """
+    inner = getattr(module, "module", None)
+    if not hasattr(module, "head") and isinstance(inner, nn.Module):
+        module = inner  # look through a (Distributed)DataParallel wrapper
     head = getattr(module, "head", None)
     if not isinstance(head, nn.Linear):
         raise TypeError(

@@ -598,20 +598,6 @@ def test_selection_monitor_validation(data):
         make_net(callbacks=[SelectionMonitor(np.full(N, 0.5))]).fit(X, y)
 
 
-def test_accelerate_mixin_is_refused_before_training(data):
-    """skorch's AccelerateMixin would swap the co-teaching step for plain cross-entropy: refuse it."""
-    from skorch.hf import AccelerateMixin
-
-    class AcceleratedCoTeaching(AccelerateMixin, CoTeachingClassifier):
-        pass
-
-    params = make_net().get_params(deep=False)
-    net = AcceleratedCoTeaching(**{**params, "device": None}, accelerator=object())
-    X, y, _ = data
-    with pytest.raises(NotImplementedError, match=r"AccelerateMixin yet \(got AcceleratedCoTeaching\)"):
-        net.fit(X, y)
-
-
 @pytest.mark.parametrize("criterion", [nn.CrossEntropyLoss, nn.NLLLoss], ids=["logits", "probabilities"])
 def test_vog_tracker_on_plain_classifier(data, criterion):
     X, y, _ = data

@@ -72,6 +72,11 @@ class AwaitingExpertAnswers(RuntimeError):
             "file itself), then run again to continue."
         )
 
+    def __reduce__(self) -> tuple[type, tuple[int, QueueFiles, Path]]:
+        # pickled with its own arguments (the default would pass the message alone), so the other
+        # processes of a multi-process run receive the same exception from the main one
+        return type(self), (self.round_index, self.queue, self.answers_path)
+
     @property
     def queue_csv(self) -> Path:
         return self.queue.csv_path

@@ -6,6 +6,11 @@ journal belongs to this data set and these settings, answers a round from the jo
 was recorded (so a resumed run never asks the expert twice), asks the oracle only for what is missing
 and makes those answers durable before the run goes on, and keeps the fitted phase-1 model beside the
 journal so that a resumed run skips phase 1. Without a journal it only asks the oracle and trains.
+
+Under several processes (:class:`~modal_noisy.AcceleratedCoTeachingClassifier` launched with
+``accelerate launch``) only the main process holds the lock, reads and writes the journal and the
+snapshot and asks the oracle; the other processes receive what it found and the expert's answers, so
+every process runs the same rounds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from modal_noisy._validation import check_labels
 from modal_noisy.cleaning.journal import RelabelJournal, dataset_fingerprint
 from modal_noisy.cleaning.snapshot import Phase1Snapshot, estimator_digest
+from modal_noisy.training._distributed import from_main_process, is_main_process, on_main_process
 
 __all__ = ["CleaningSession"]
 
@@ -66,7 +72,7 @@ class CleaningSession:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the journal's lock (see :meth:`RelabelJournal.lock`); nothing to hold without a journal."""
-        if self.journal is None:
+        if self.journal is None or not is_main_process():
             yield
             return
         with self.journal.lock():
@@ -85,17 +91,24 @@ class CleaningSession:
         """
         if self.journal is None:
             return
+        self._fingerprint, self._recorded = on_main_process(lambda: self._open(X, y_noisy, n_classes))
+
+    def _open(
+        self, X: np.ndarray, y_noisy: np.ndarray, n_classes: int | None
+    ) -> tuple[str, dict[int, dict[int, int]]]:
         # one pass over X: the journal's data check and the phase-1 snapshot's key share it
-        self._fingerprint = dataset_fingerprint(X, y_noisy)
-        state = self.journal.start(self._fingerprint, self.settings, compare_settings=self.replay_keys)
+        fingerprint = dataset_fingerprint(X, y_noisy)
+        state = self.journal.start(fingerprint, self.settings, compare_settings=self.replay_keys)
         state.check_relabels(self.journal.path, len(y_noisy), n_classes)
-        self._recorded = {round_index: dict(pairs) for round_index, pairs in state.relabels.items()}
-        if self._recorded and not self.resume:
+        recorded = {round_index: dict(pairs) for round_index, pairs in state.relabels.items()}
+        if recorded and not self.resume:
             raise ValueError(
                 f"journal {str(self.journal.path)!r} already holds {state.n_relabels} relabels; continue it "
                 "with ActiveLabelCleaner.resume(...) or choose a new journal path"
             )
+        return fingerprint, recorded
 
+    @from_main_process  # the main process asks the expert; every process gets the answers
     def ask(
         self,
         round_index: int,
@@ -158,7 +171,7 @@ class CleaningSession:
 
     def record_round(self, entry: Mapping[str, Any]) -> None:
         """Append a finished round's figures to the journal (a ``round_completed`` event)."""
-        if self.journal is not None:
+        if self.journal is not None and is_main_process():
             self.journal.append_event("round_completed", **entry)
 
     def fit_phase1(self, estimator: Any, X: np.ndarray, labels: np.ndarray) -> Any:
@@ -169,12 +182,18 @@ class CleaningSession:
         labels_digest = hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
         key = f"{self._fingerprint}:{labels_digest}:{estimator_digest(estimator)}"
         snapshot = Phase1Snapshot(self.journal.path, key)
-        saved = snapshot.load() if self.resume else None
-        if saved is not None:
+        saved = snapshot.load() if self.resume and is_main_process() else None
+        # the main process decides; the others then read the same snapshot (or train as it does)
+        if on_main_process(lambda: saved is not None):
+            saved = saved if saved is not None else snapshot.load()
+            if saved is None:
+                raise RuntimeError(f"phase 1 snapshot {snapshot.path} could not be read by this process")
             if self.verbose:
                 print(f"phase 1 loaded from {snapshot.path}", flush=True)
             return saved
         estimator.fit(X, labels)
+        if not is_main_process():
+            return estimator
         try:
             snapshot.save(estimator)
         except (pickle.PicklingError, TypeError, AttributeError, OSError, RuntimeError) as error:

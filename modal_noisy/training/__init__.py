@@ -1,5 +1,6 @@
 """skorch side of modal-noisy: training recipe, callbacks and the co-teaching classifier."""
 
+from modal_noisy.training._accelerated import AcceleratedCoTeachingClassifier
 from modal_noisy.training._augment import RandomAugment
 from modal_noisy.training._coteaching import CoTeachingClassifier
 from modal_noisy.training._noise_rate import NOISE_RATE_RANGE, class_noise_rates, wrong_label_share
@@ -10,6 +11,7 @@ from modal_noisy.training.callbacks import SelectionMonitor, VoGTracker
 
 __all__ = [
     "NOISE_RATE_RANGE",
+    "AcceleratedCoTeachingClassifier",
     "CoTeachingClassifier",
     "CosineLR",
     "InputStandardizer",

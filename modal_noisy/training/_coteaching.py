@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Mapping
@@ -11,7 +12,6 @@ import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
-from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from torch.nn import functional as F
@@ -29,6 +29,7 @@ from modal_noisy._validation import (
 )
 from modal_noisy.decision import ensemble_prior, label_prior, prior_corrected_predict
 from modal_noisy.nets import final_linear
+from modal_noisy.training._distributed import BatchRows, BatchShard
 from modal_noisy.training._fine_tune import FineTuneMixin
 from modal_noisy.training._finite_input import FiniteInputMixin
 from modal_noisy.training._indexed import IndexedDataset, split_index
@@ -55,22 +56,6 @@ _RECIPE_CALLBACKS: tuple[tuple[str, type], ...] = (
     ("standardize", InputStandardizer),
     ("lr_schedule", CosineLR),
 )
-
-
-def _refuse_accelerate(net: NeuralNetClassifier) -> None:
-    """Stop a subclass that mixes in skorch's ``AccelerateMixin`` before it trains the wrong thing.
-
-    The mixin replaces ``initialize`` and ``train_step_single`` with its own, so the co-teaching step
-    (selection, cross-update, VoG) would silently give way to plain cross-entropy, and the per-sample
-    state is not shared between processes. Until both are handled, refuse instead.
-    """
-    if isinstance(net, AccelerateMixin):
-        raise NotImplementedError(
-            "CoTeachingClassifier does not support skorch's AccelerateMixin yet (got "
-            f"{type(net).__name__}): the mixin replaces the co-teaching training step and the "
-            "per-sample state is not shared between processes; train on one device with "
-            "device='cuda' or 'cuda:N'"
-        )
 
 
 def _reset_parameters(module: nn.Module) -> None:
@@ -462,7 +447,6 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
 
     def initialize_module(self) -> CoTeachingClassifier:
         """Create ``module_`` and ``module2_`` from two different seeds drawn from ``random_state``."""
-        _refuse_accelerate(self)
         kwargs = self.get_params_for("module")
         seed1, seed2 = draw_seeds(self.random_state, 2)
         with torch_seed(seed1):
@@ -666,40 +650,81 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         x = to_tensor(x, device=self.device)
         y = to_tensor(yi, device=self.device)
         index = index.to(self.device)
-        logits1, h1 = forward_capture(self.module_, x, fit_params)
-        logits2, h2 = forward_capture(self.module2_, x, fit_params)
-        loss1 = self._per_sample_loss(logits1, y)
-        loss2 = self._per_sample_loss(logits2, y)
-        sel1, sel2 = self._select(index, y, loss1.detach(), loss2.detach())
+        with self._autocast():
+            logits1, h1 = forward_capture(self.module_, x, fit_params)
+            logits2, h2 = forward_capture(self.module2_, x, fit_params)
+            loss1 = self._per_sample_loss(logits1, y)
+            loss2 = self._per_sample_loss(logits2, y)
+        with torch.no_grad():
+            rows = BatchRows(index, y, loss1.detach(), loss2.detach(), (logits1 + logits2).detach().float())
+            if self.vog_source == "training":
+                rows.grad1, rows.grad2 = self._grad(logits1, h1, y), self._grad(logits2, h2, y)
+        # the global batch (all processes); shard is None on one process
+        rows, shard = self._gather_rows(rows)
+        sel1, sel2 = self._select(rows.index, rows.y, rows.loss1, rows.loss2)
         state = self.run_state_
         if state.holding_out:
-            held = state.held_out[index]
+            held = state.held_out[rows.index]
             sel1, sel2 = sel1 & ~held, sel2 & ~held
-        # network 1 learns from network 2's pick and vice versa (where(), not masking: no sync)
-        obj1 = torch.where(sel2, loss1, 0.0).sum() / sel2.sum().clamp(min=1)
-        obj2 = torch.where(sel1, loss2, 0.0).sum() / sel1.sum().clamp(min=1)
-        self.epoch_loss_sum_ += torch.stack([obj1.detach(), obj2.detach()]).double() * len(y)
-        self.epoch_loss_count_ += len(y)
-        (obj1 + obj2).backward()
+        own1, own2, scale = sel1, sel2, 1
+        if shard is not None:
+            own1, own2, scale = shard.local(sel1), shard.local(sel2), shard.world_size
+        # network 1 learns from network 2's pick and vice versa (where(), not masking: no sync);
+        # a mean over the global selection (data-parallel training averages the ranks' gradients)
+        obj1 = torch.where(own2, loss1, 0.0).sum() * scale / sel2.sum().clamp(min=1)
+        obj2 = torch.where(own1, loss2, 0.0).sum() * scale / sel1.sum().clamp(min=1)
+        self._backward(obj1 + obj2)
 
         with torch.no_grad():
-            state.loss1[index] = loss1.detach().float()
-            state.loss2[index] = loss2.detach().float()
-            summed = (logits1.detach() + logits2.detach()).float()
-            state.pred[index] = summed.argmax(1)
-            state.prob[index] = torch.softmax(summed, dim=1)
-            state.label[index] = y
+            objective = torch.stack(
+                [
+                    torch.where(sel2, rows.loss1, 0.0).sum() / sel2.sum().clamp(min=1),
+                    torch.where(sel1, rows.loss2, 0.0).sum() / sel1.sum().clamp(min=1),
+                ]
+            )
+            self.epoch_loss_sum_ += objective.double() * len(rows.y)
+            self.epoch_loss_count_ += len(rows.y)
+            index = rows.index
+            state.loss1[index] = rows.loss1.float()
+            state.loss2[index] = rows.loss2.float()
+            state.pred[index] = rows.logits.argmax(1)
+            state.prob[index] = torch.softmax(rows.logits, dim=1)
+            state.label[index] = rows.y
             state.sel1[index] = sel1
             state.sel2[index] = sel2
             state.seen[index] = True
             state.is_train[index] = True
-            if self.vog_source == "training":
-                state.vog1.update(index, self._grad(logits1, h1, y))
-                state.vog2.update(index, self._grad(logits2, h2, y))
+            if rows.grad1 is not None:
+                state.vog1.update(index, rows.grad1)
+                state.vog2.update(index, rows.grad2)
         return {
-            "loss": (obj1.detach() + obj2.detach()) / 2,
+            "loss": objective.mean(),
             "y_pred": logits1.detach() + logits2.detach(),
         }
+
+    def _set_training(self, training: bool = True) -> None:
+        """skorch's mode switch, skipping networks whose every layer is already in that mode.
+
+        skorch switches every network and criterion at every step; a recursive ``train()`` over a
+        network costs host time (about 0.5 ms per step for two SmallCNNs) for nothing when no layer
+        changes. A network with a layer in the other mode (a custom ``train``, MC dropout) is switched.
+        """
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, nn.Module) and any(m.training != training for m in module.modules()):
+                module.train(training)
+
+    # hooks of the multi-process engine (AcceleratedCoTeachingClassifier); one process: no-ops
+    def _gather_rows(self, rows: BatchRows) -> tuple[BatchRows, BatchShard | None]:
+        """The step's rows of the global batch and this process's part in it (None: one process)."""
+        return rows, None
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context of the forward passes (mixed precision under an engine that has it)."""
+        return contextlib.nullcontext()
 
     def _select(
         self, index: torch.Tensor, y: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor

@@ -20,7 +20,8 @@ class FineTuneMixin:
     """``fine_tune`` for :class:`~modal_noisy.training.CoTeachingClassifier`.
 
     Uses the net's ``module_`` / ``module2_``, ``criterion_``, ``device``, ``batch_size``,
-    ``random_state`` and its data helpers (``_validate_data``, ``get_dataset``, ``_call``).
+    ``random_state``, its data helpers (``_validate_data``, ``get_dataset``, ``_call``) and its
+    engine hooks (``_autocast``, ``_backward``).
     """
 
     def fine_tune(
@@ -119,19 +120,33 @@ class FineTuneMixin:
                 shuffle=True,
                 generator=torch.Generator().manual_seed(seed),
             )
-            module.train()
+            # under a multi-process engine: the wrapped network, its optimizer, a sharded loader
+            trained, step_optimizer, loader = self._prepare_fine_tune(module, optimizer, loader)
+            trained.train()
             for _ in range(epochs):
-                total, count = 0.0, 0
+                total = torch.zeros(2, dtype=torch.float64, device=self.device)
                 for xb, yb in loader:
                     xb = to_tensor(xb, device=self.device)
                     yb = to_tensor(yb, device=self.device)
-                    optimizer.zero_grad()
-                    loss = self.criterion_(self._call(module, xb, {}), yb)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * len(yb)
-                    count += len(yb)
+                    step_optimizer.zero_grad()
+                    with self._autocast():
+                        loss = self.criterion_(self._call(trained, xb, {}), yb)
+                    self._backward(loss)
+                    step_optimizer.step()
+                    total += torch.stack([loss.detach().double() * len(yb), total.new_tensor(len(yb))])
                 schedule.step()
-                losses.append(total / max(count, 1))
+                loss_sum, count = self._sum_across_processes(total).tolist()
+                losses.append(loss_sum / max(count, 1))
+            self._finish_fine_tune(trained)
         module.eval()
         return losses
+
+    # one process: nothing to prepare or reduce (an engine such as Accelerate overrides these)
+    def _prepare_fine_tune(self, *objects: Any) -> tuple[Any, ...]:
+        return objects
+
+    def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def _finish_fine_tune(self, trained: nn.Module) -> None:
+        """Undo what ``_prepare_fine_tune`` did to the network (nothing here)."""
