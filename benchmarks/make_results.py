@@ -1061,8 +1061,9 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
     lines += [
         "## Phase 2: active label cleaning (`quality.py`)",
         "",
-        "Noisy labels remaining counts wrong labels in the whole training label vector; relabel "
-        "precision is the share of queried labels that were wrong. GPU runs are neither bit-identical "
+        "Noisy labels remaining counts wrong labels in the whole training label vector; fixed per "
+        "answer is the share of queried labels that were wrong (each such answer fixes one). GPU runs "
+        "are neither bit-identical "
         "to CPU runs nor deterministic, so they get tables of their own.",
         "",
         *phase2_section(p2),
