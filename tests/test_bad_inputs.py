@@ -368,8 +368,8 @@ def test_an_exhausted_pool_warns(experiment):
 
     net = build_coteaching(experiment, max_epochs=1, forget_rate=0.1, random_state=0, verbose=0)
     estimator = _KeepsAlmostAll(**net.get_params(deep=False))
-    cleaner = ActiveLabelCleaner(estimator, "random", **{**CLEANER, "rounds": 3})
-    with pytest.warns(UserWarning, match=r"noisy pool is exhausted: round 2 of 3 finds 2 samples"):
+    cleaner = ActiveLabelCleaner(estimator, "random", pool="noisy", **{**CLEANER, "rounds": 3})
+    with pytest.warns(UserWarning, match=r"pool \(pool='noisy'\) is exhausted: round 2 of 3 finds 2 samples"):
         cleaner.fit(experiment.X_train, experiment.y_given, lambda idx, **kw: experiment.y_true[idx],
                     X_val=experiment.X_val, y_val=experiment.y_val)
     assert [r["labels_spent"] for r in cleaner.report_.rounds] == [0, 5, 7]

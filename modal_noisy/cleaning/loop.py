@@ -490,7 +490,7 @@ class ActiveLabelCleaner(BaseEstimator):
             pool = labels.pool(clean_mask, self.pool)
             if len(pool) < self.budget_per_round and not exhausted:
                 exhausted = True
-                _warn_pool_exhausted(round_index, len(pool), self.budget_per_round, self.rounds)
+                _warn_pool_exhausted(round_index, len(pool), self.budget_per_round, self.rounds, self.pool)
             if len(pool) == 0:
                 break
             positions = query(
@@ -614,11 +614,11 @@ def _offer_predictions(oracle: Any, estimator: Any, X: np.ndarray, queried: np.n
         oracle.receive_predictions(queried, estimator.predict_proba(X[queried]))
 
 
-def _warn_pool_exhausted(round_index: int, left: int, budget: int, rounds: int) -> None:
+def _warn_pool_exhausted(round_index: int, left: int, budget: int, rounds: int, pool: str) -> None:
     """Say that the rounds end early: the budget is larger than what phase 1 left to query."""
     warnings.warn(
-        f"the noisy pool is exhausted: round {round_index} of {rounds} finds {left} samples left to "
-        f"query, fewer than budget_per_round={budget}; the rounds end "
+        f"the pool (pool={pool!r}) is exhausted: round {round_index} of {rounds} finds {left} samples "
+        f"left to query, fewer than budget_per_round={budget}; the rounds end "
         + ("here" if left == 0 else "after this one"),
         UserWarning,
         stacklevel=5,
