@@ -141,6 +141,7 @@ OWN_OPTIONS = {
     "vog": {"vog", "pool_indices", "mix_ratio", "pred_probs"},
     "cleanlab": {"method", "pred_probs"},
     "cleanlab_margin": {"method", "pred_probs"},
+    "uncertain_mislabel": {"pred_probs"},
 }
 ALL_OPTIONS = set().union(*OWN_OPTIONS.values())
 
