@@ -450,9 +450,9 @@ def test_report_scores_the_estimators_balanced_decisions(experiment):
 def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
     """The `modal-noisy demo` setting end to end, through the console script.
 
-    Measured (seed 0, CPU): validation balanced accuracy of plain cross-entropy < phase 1 < after 150
-    expert labels (see the README's demo table); relabel precision of the default strategy 1.00
-    against a noisy-pool base rate of 0.92 (0.40 over the whole training set).
+    The README's demo table: validation balanced accuracy of plain cross-entropy < phase 1 < after 150
+    expert labels, every answer of the default ranking fixing a wrong label (the training set is 0.40
+    noisy, the samples phase 1 did not keep about 0.9).
     """
     out = tmp_path / "demo"
     result = subprocess.run(
@@ -475,10 +475,10 @@ def test_demo_cleans_better_than_phase1_and_cross_entropy(tmp_path):
     # the demo reports its noise estimates: overall and per given-label class
     assert abs(report["phase1"]["noise_rate_estimate"] - overall_noise) < 0.1
     assert len(report["phase1"]["class_noise_rate_estimates"]) == 10
-    # Picking at random from the noisy pool would hit a wrong label with probability pool_noise
-    # (measured 0.92; the training set as a whole is 0.40 noisy): the strategy must waste at most
-    # half as many labels on correct samples as random picks would.
-    assert precision > overall_noise + 0.3, (precision, overall_noise, spent)
+    # wrong labels fixed per expert answer: the issue's bar is 0.85; picking at random from the samples
+    # phase 1 did not keep would hit a wrong label with probability pool_noise, and the strategy (which
+    # ranks the whole set) must waste at most half as many answers on correct labels as that
+    assert precision >= 0.85, (precision, overall_noise, spent)
     assert 1 - precision <= (1 - pool_noise) / 2, (precision, pool_noise, spent)
     for name in ("cleaning_curve.png", "class_retention.png", "rounds.csv"):
         assert (out / name).stat().st_size > 0
