@@ -66,9 +66,13 @@ STRATEGY_LABELS = {
     "paper": "the paper's protocol (VoG-and-loss, noisy pool, network 1 continued)",
 }
 #: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION).
-DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin"}
+DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin"}
 #: How records of an older cleaner are told apart in the titles.
-CLEANER_NOTES = {1: ", cleaner v1 (noisy pool only)", 2: ""}
+CLEANER_NOTES = {
+    1: ", cleaner v1 (noisy pool only)",
+    2: ", cleaner v2 (every recalibration adopted, keep_best=False)",
+    3: "",
+}
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
 DECISION_KEYS = {

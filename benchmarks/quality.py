@@ -98,11 +98,13 @@ PHASE2_STRATEGIES = (
 #: ActiveLabelCleaner settings of a protocol run under a strategy's name (the rest are the defaults):
 #: the paper's phase 2, VoG-and-loss on the noisy pool, network 1 fine-tuned round after round.
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "paper": {"strategy": "vog", "pool": "noisy", "recalibrate": "first", "recalibrate_from": "previous"},
+    "paper": {"strategy": "vog", "pool": "noisy", "recalibrate": "first", "recalibrate_from": "previous",
+              "keep_best": False},
 }
 #: Records of earlier cleaners lack the field: 1 queried only the noisy pool; 2 queries the pool of
-#: ActiveLabelCleaner's default (every sample not yet answered).
-CLEANER_VERSION = 2
+#: ActiveLabelCleaner's default (every sample not yet answered); 3 also keeps a round's recalibration
+#: only when it validates at least as well as the model in use (keep_best).
+CLEANER_VERSION = 3
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
@@ -468,7 +470,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[BALANCED_DECISION]
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
-            "pool": cleaner.pool,
+            "pool": cleaner.pool, "keep_best": cleaner.keep_best,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
             "phase2_seconds": rt.seconds,
             "phase1": {**{k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},

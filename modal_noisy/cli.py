@@ -91,6 +91,11 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
         help="what a round ranks: 'all' not yet answered, phase 1's selection included (default), or "
         "'noisy', only the samples phase 1 did not keep (the paper)",
     )
+    parser.add_argument(
+        "--keep-best", action=argparse.BooleanOptionalAction, default=d.keep_best,
+        help="adopt a round's recalibrated model only if it scores at least as well on the validation "
+        "split as the model in use (--no-keep-best: always adopt it, the paper)",
+    )
     parser.add_argument("--budget-per-round", type=int, default=d.budget_per_round, help="labels per round")
     parser.add_argument("--rounds", type=int, default=d.rounds)
     parser.add_argument(

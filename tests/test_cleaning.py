@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils import estimator_checks
@@ -232,6 +233,37 @@ def test_the_pool_decides_whether_phase_1_selection_can_be_queried(experiment, p
     # two rounds of the pool's first 30: nobody is asked twice, and "all" reaches the kept samples
     assert np.array_equal(asked, candidates[:60])
     assert cleaner.clean_mask_[asked].any() == (pool == "all")
+
+
+class _RuinedByFineTuning(CoTeachingClassifier):
+    """Recalibration that wrecks the networks: every answer of a round makes the model worse."""
+
+    def fine_tune(self, X, y, **kwargs):
+        super().fine_tune(X, y, **{**kwargs, "epochs": 1})
+        with torch.no_grad():
+            for module in (self.module_, self.module2_):
+                for parameter in module.parameters():
+                    parameter.zero_()
+        return self
+
+
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best):
+    estimator = _tiny_estimator(experiment, _RuinedByFineTuning)
+    cleaner = ActiveLabelCleaner(estimator, keep_best=keep_best, budget_per_round=20, rounds=2,
+                                 recalibration_epochs=1, random_state=0, verbose=0)
+    cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                **_fit_kwargs(experiment))
+    rounds = cleaner.report_.rounds
+    # the wrecked candidates predict one class: far below phase 1 on the validation split
+    assert all(r["balanced_accuracy"] < rounds[0]["balanced_accuracy"] - 0.3 for r in rounds[1:])
+    assert [r["model_kept"] for r in rounds[1:]] == [not keep_best] * 2
+    final = balanced_accuracy_score(experiment.y_val, cleaner.estimator_.predict(experiment.X_val))
+    if keep_best:  # phase 1's model ranked both rounds and is the one returned
+        assert final == pytest.approx(rounds[0]["balanced_accuracy"])
+    else:
+        assert final == pytest.approx(rounds[-1]["balanced_accuracy"])
+    assert cleaner.relabelled_mask_.sum() == 40  # the answers are kept either way
 
 
 def test_journal_holds_every_answer(experiment, reference_run):

@@ -1,11 +1,12 @@
 """Phase 2: active label cleaning with an expert in the loop.
 
 :class:`ActiveLabelCleaner` runs phase 1 (robust training on the noisy labels), then spends the expert's
-budget round by round: a query strategy ranks the *noisy pool* (samples phase 1 did not keep and nobody has
-relabelled yet), the oracle answers, the answers join the clean set, the model is recalibrated on the
-clean set, and evaluated. Only queried samples receive oracle labels and only they spend budget; samples
-phase 1 kept as clean keep their *given* label (the reference code's free restoration of true labels is
-an oracle leak we do not reproduce).
+budget round by round: a query strategy ranks the pool (every sample nobody has relabelled yet, or with
+``pool="noisy"`` only those phase 1 did not keep), the oracle answers, the answers join the clean set, the
+model is recalibrated on the clean set, evaluated, and adopted unless it does worse on the validation
+split than the model in use (``keep_best``). Only queried samples receive oracle labels and only they
+spend budget; samples phase 1 kept as clean keep their *given* label (the reference code's free
+restoration of true labels is an oracle leak we do not reproduce).
 
 Every accepted answer is journalled before recalibration starts (:mod:`modal_noisy.cleaning.session`).
 The whole loop is deterministic on the CPU for a fixed ``random_state``, so
@@ -61,6 +62,7 @@ CLEANER_SETTINGS = (
     "weight_decay",
     "recalibrate",
     "recalibrate_from",
+    "keep_best",
     "random_state",
 )
 #: What the journal's header records beside the settings above: which estimator ran phase 1.
@@ -170,6 +172,13 @@ class ActiveLabelCleaner(BaseEstimator):
         ``"phase1"`` fine-tunes a copy of the phase-1 model on the whole clean set every round, so
         errors of early rounds do not accumulate; ``"previous"`` continues from the last round's model
         (the paper).
+    keep_best : bool, default=True
+        Adopt a round's recalibrated model only when its balanced accuracy on the clean validation
+        split is at least that of the model in use (phase 1's, or an earlier round's); otherwise the
+        round's answers are kept and the model in use goes on (it ranks the next round and ends as
+        ``estimator_``). Each round's record holds the candidate's metrics and ``model_kept``.
+        Fine-tuning on a small clean set can fall below phase 1 where the network fits the data
+        poorly; ``False`` always adopts the recalibration (the paper).
     journal : str or Path, optional
         JSONL file receiving every accepted relabel (fsync'ed) and each round's metrics. Without it
         nothing survives a crash. The fitted phase-1 model is saved beside it (``<journal>.phase1.pt``)
@@ -215,6 +224,7 @@ class ActiveLabelCleaner(BaseEstimator):
         weight_decay: float = 1e-4,
         recalibrate: str = "both",
         recalibrate_from: str = "phase1",
+        keep_best: bool = True,
         journal: str | Path | None = None,
         random_state: int | None = None,
         verbose: int = 1,
@@ -231,6 +241,7 @@ class ActiveLabelCleaner(BaseEstimator):
         self.weight_decay = weight_decay
         self.recalibrate = recalibrate
         self.recalibrate_from = recalibrate_from
+        self.keep_best = keep_best
         self.journal = journal
         self.random_state = random_state
         self.verbose = verbose
@@ -382,6 +393,8 @@ class ActiveLabelCleaner(BaseEstimator):
         check_fraction(self.weight_decay, "weight_decay", high=np.inf)
         check_choice(self.recalibrate, "recalibrate", ("both", "first"))
         check_choice(self.recalibrate_from, "recalibrate_from", ("phase1", "previous"))
+        if not isinstance(self.keep_best, (bool, np.bool_)):
+            raise TypeError(f"keep_best must be True or False (got {self.keep_best!r})")
 
     def _validate_settings(self) -> None:
         self._check_params()
@@ -481,8 +494,9 @@ class ActiveLabelCleaner(BaseEstimator):
             class_names=[str(c) for c in range(n_classes)],
         )
         nothing = np.zeros(0, dtype=np.int64)
-        self._record(report, self._evaluate(estimator, inputs, labels.round_record(0, nothing, nothing),
-                                            started))
+        entry = self._evaluate(estimator, inputs, labels.round_record(0, nothing, nothing), started)
+        best_score = entry["balanced_accuracy"]
+        self._record(report, entry)
 
         exhausted = False
         for round_index in range(1, self.rounds + 1):
@@ -506,9 +520,14 @@ class ActiveLabelCleaner(BaseEstimator):
             answers = session.ask(round_index, queried, labels.current, inputs.oracle, n_classes)
             old = labels.relabel(queried, answers)
             start = estimator if phase1_model is None else phase1_model
-            estimator = self._recalibrate(start, inputs.X, labels, clean_mask)
-            entry = self._evaluate(estimator, inputs, labels.round_record(round_index, queried, old), started)
+            candidate = self._recalibrate(start, inputs.X, labels, clean_mask)
+            entry = self._evaluate(candidate, inputs, labels.round_record(round_index, queried, old), started)
             entry["n_changed"] = int(np.sum(old != answers))
+            # keep_best: a recalibration that scores worse on the clean validation split than the
+            # model in use is not adopted (it still ranks the next round's pool with the kept model)
+            entry["model_kept"] = not self.keep_best or entry["balanced_accuracy"] >= best_score
+            if entry["model_kept"]:
+                estimator, best_score = candidate, entry["balanced_accuracy"]
             session.record_round(entry)
             self._record(report, entry)
 
@@ -597,9 +616,10 @@ class ActiveLabelCleaner(BaseEstimator):
         noisy = "" if entry["noisy_remaining"] is None else f"  noisy labels left {entry['noisy_remaining']}"
         precision = entry["relabel_precision"]
         precision_text = "" if precision is None else f"  relabel precision {precision:.2f}"
+        kept = "" if entry.get("model_kept", True) else "  (below the model in use: not adopted)"
         print(
             f"round {entry['round']:>2}  labels spent {entry['labels_spent']:>5}"
-            f"  balanced acc {entry['balanced_accuracy']:.3f}{precision_text}{noisy}",
+            f"  balanced acc {entry['balanced_accuracy']:.3f}{precision_text}{noisy}{kept}",
             flush=True,
         )
 
