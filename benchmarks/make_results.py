@@ -209,6 +209,7 @@ def quality_records(runs: list[tuple[str, dict]]) -> tuple[list[dict], list[dict
                     r["epochs"],
                     r["phase1_method"],
                     r["device"],
+                    r.get("cleaner_version", 1),
                 )
             ] = r
     return list(p1.values()), list(p2.values())
