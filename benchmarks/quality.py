@@ -184,6 +184,27 @@ def _fit_cross_entropy(exp, y, args, seed):
     return model, sw.seconds
 
 
+def _top_precision(order: np.ndarray, exp: Any) -> dict[str, float]:
+    """Share of wrong labels in the first 5% and 10% (of the training set) of a ranked list."""
+    n = len(exp.y_given)
+    return {f"top_{share}pct": float(exp.is_noisy[order[: round(share / 100 * n)]].mean())
+            for share in (5, 10)}
+
+
+def _cleanlab_ranked_lists(y: np.ndarray, probs: np.ndarray, exp: Any) -> dict[str, dict[str, float]]:
+    """cleanlab's relabel lists from out-of-sample probabilities: its label issues ranked by
+    self-confidence (``find_label_issues``), and every sample ranked by normalized margin."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    ranked = np.asarray(find_label_issues(y, probs, return_indices_ranked_by="self_confidence"))
+    margin = get_label_quality_scores(y, probs, method="normalized_margin")
+    return {
+        "find_label_issues": _top_precision(ranked, exp),
+        "normalized_margin": _top_precision(np.argsort(margin, kind="stable"), exp),
+    }
+
+
 def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
     """find_label_issues on 5-fold out-of-sample probabilities, and CleanLearning on the same ones."""
     from cleanlab.classification import CleanLearning
@@ -215,6 +236,7 @@ def _cleanlab_runs(exp, args, seed) -> list[dict[str, Any]]:
             "selection": _selection(~issues, exp),
             "noise_rate_estimate": float(issues.mean()),
             "test": None,
+            "ranked_list": _cleanlab_ranked_lists(y, probs, exp),
         }
     ]
     final = build_cross_entropy(
@@ -406,8 +428,7 @@ def _ranked_list_precision(net: Any, exp: Any, seed: int) -> dict[str, float]:
     k = round(0.10 * n)
     order = pool[np.asarray(query(net, exp.X_train[pool], k, labels=exp.y_given[pool], random_state=seed,
                                   **keywords_for(query, pool_indices=pool)))]
-    return {f"top_{share}pct": float(exp.is_noisy[order[: round(share / 100 * n)]].mean())
-            for share in (5, 10)}
+    return _top_precision(order, exp)
 
 
 def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
