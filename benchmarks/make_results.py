@@ -431,6 +431,50 @@ def phase2_section(p2: list[dict]) -> list[str]:
     return lines
 
 
+def ranked_list_section(p1: list[dict], p2: list[dict]) -> list[str]:
+    """Our default relabel ranking at the phase-1 model beside cleanlab's lists from 5-fold
+    out-of-sample probabilities, on the same settings and seeds (top 5% / 10% of the training set)."""
+    ours: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for r in p2:
+        if r.get("phase1_ranked_list") and r["device"] == "cpu" and r["phase1_method"] == "ours":
+            ours[setting_key(r)][r["seed"]] = r["phase1_ranked_list"]
+    theirs: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for r in p1:
+        if r["method"] == "cleanlab_find_label_issues" and r.get("ranked_list"):
+            theirs[setting_key(r)][r["seed"]] = r["ranked_list"]
+    rows = []
+    for key in sorted(set(ours) & set(theirs)):
+        seeds = sorted(set(ours[key]) & set(theirs[key]))
+        if not seeds:
+            continue
+
+        def cell(lists: list[dict]) -> str:
+            return " / ".join(fmt([entry[f"top_{share}pct"] for entry in lists], ".2f") for share in (5, 10))
+
+        rows.append([
+            setting_title(key),
+            str(len(seeds)),
+            cell([ours[key][s] for s in seeds]),
+            cell([theirs[key][s]["find_label_issues"] for s in seeds]),
+            cell([theirs[key][s]["normalized_margin"] for s in seeds]),
+        ])
+    if not rows:
+        return []
+    return [
+        "### The ranked relabel list: ours against cleanlab's",
+        "",
+        "Share of wrong labels in the first 5% / 10% (of the training set) of each list. Ours: the "
+        "cleaner's default ranking (pool and strategy) at the phase-1 model, from the phase-2 records. "
+        "cleanlab: 5-fold cross-validated probabilities of the same network and epochs, its label issues "
+        "ranked by self-confidence (`find_label_issues`) and every sample ranked by normalized margin.",
+        "",
+        *table(
+            ["setting", "seeds", "ours", "cleanlab find_label_issues", "cleanlab normalized margin"], rows
+        ),
+        "",
+    ]
+
+
 def ranked_list_line(by_seed: dict[int, dict]) -> list[str]:
     """The default ranking's precision at the phase-1 model (records of cleaner v2), one line."""
     lists = [r["phase1_ranked_list"] for r in by_seed.values() if r.get("phase1_ranked_list")]
@@ -1072,6 +1116,7 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
         "to CPU runs nor deterministic, so they get tables of their own.",
         "",
         *phase2_section(p2),
+        *ranked_list_section(p1, p2),
     ]
     lines += ceiling_section(loaded.get("clean_upper_bound", []))
     lines += noise_estimate_section(loaded.get("noise_estimate", []))
