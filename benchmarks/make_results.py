@@ -977,7 +977,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         rows.append(
             [
                 f"{setting_title(key[:6])}",
-                key[6],
+                f"{key[6]}, cleaner v{key[10]}",
                 f"{key[9]:.0%}",
                 f"{start:.3f}",
                 f"{STRATEGY_LABELS[best]} {score[best]:.3f}",
@@ -987,7 +987,9 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
             ]
         )
     lines += [
-        "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds:",
+        "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds (cleaner v1: "
+        "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: today's "
+        "defaults, v2 with `keep_best`):",
         "",
         *table(
             [
@@ -1113,7 +1115,10 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
         "Noisy labels remaining counts wrong labels in the whole training label vector; fixed per "
         "answer is the share of queried labels that were wrong (each such answer fixes one). GPU runs "
         "are neither bit-identical "
-        "to CPU runs nor deterministic, so they get tables of their own.",
+        "to CPU runs nor deterministic, so they get tables of their own. Cleaner versions: v1 queried "
+        "only the samples phase 1 did not keep; v2 ranks every sample not yet answered and adopts every "
+        "recalibration; v3 (today's defaults, tables without a note) also keeps a round's recalibration "
+        "only when it validates at least as well as the model in use.",
         "",
         *phase2_section(p2),
         *ranked_list_section(p1, p2),
