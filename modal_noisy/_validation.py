@@ -66,6 +66,13 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_bool(value: object, name: str) -> bool:
+    """Check that ``value`` is ``True`` or ``False`` (numpy's booleans included), not a truthy stand-in."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False (got {_short(value)})")
+    return bool(value)
+
+
 def check_choice(value: object, name: str, choices: tuple[str, ...] | list[str]) -> str:
     """Check that ``value`` is one of ``choices``; the message lists the valid ones."""
     if value not in choices:

@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 
 from modal_noisy._validation import (
     _short,
+    check_bool,
     check_choice,
     check_fraction,
     check_labels,
@@ -329,8 +330,7 @@ def inject_label_noise(
         y_arr = check_labels(y_arr, "y", n_classes=k)
     excluded = _check_excluded(exclude_classes, k)
     rng = check_random_state(random_state)
-    if not isinstance(exact, (bool, np.bool_)):
-        raise ValueError(f"exact must be True or False (got {_short(exact)})")
+    check_bool(exact, "exact")
 
     if transition is not None:
         if kind == "pair":

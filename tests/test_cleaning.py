@@ -136,9 +136,10 @@ def test_resume_refuses_a_journal_header_of_another_version(experiment, tmp_path
         ({"audit_size": 500}, r"audit_size \+ budget_per_round \* rounds must be <= .*500 \+ 20 \* 3 = 560"),
         ({"strategy": "uncertainty"}, r"strategy must be one of .*'entropy'.*'vog'.* \(got 'uncertainty'\)"),
         ({"pool": "clean"}, r"pool must be one of 'all', 'noisy' \(got 'clean'\)"),
+        ({"keep_best": "yes"}, r"keep_best must be True or False \(got 'yes'\)"),
     ],
     ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "audit<0",
-         "audit+budget>pool", "unknown-strategy", "unknown-pool"],
+         "audit+budget>pool", "unknown-strategy", "unknown-pool", "keep_best-not-bool"],
 )
 def test_bad_settings_rejected_before_any_work(experiment, change, message):
     settings = {**TINY, **change}

@@ -167,7 +167,7 @@ def test_label_studio_image_paths_and_settings(tmp_path):
     assert FileOracle(tmp_path / "b", n_classes=3).export_queue(0, [1], labels).label_studio_path is None
     with pytest.raises(ValueError, match="label_studio=True needs images or image_paths"):
         FileOracle(tmp_path / "c", n_classes=3, label_studio=True)
-    with pytest.raises(TypeError, match="label_studio must be True or False"):
+    with pytest.raises(ValueError, match="label_studio must be True or False"):
         FileOracle(tmp_path / "d", n_classes=3, images=np.zeros((3, 1, 4, 4)), label_studio="yes")
 
 

@@ -23,7 +23,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from modal_noisy._validation import check_finite_array, check_indices, check_labels, check_positive_int
+from modal_noisy._validation import (
+    check_bool,
+    check_finite_array,
+    check_indices,
+    check_labels,
+    check_positive_int,
+)
 from modal_noisy.cleaning.label_studio import answer_entries, labeling_config, queue_tasks
 from modal_noisy.cleaning.oracles import Oracle
 
@@ -153,8 +159,7 @@ class FileOracle(Oracle):
         image_url_prefix: str = "/data/local-files/?d=",
     ) -> None:
         self.directory = Path(directory)
-        if not isinstance(label_studio, bool):
-            raise TypeError(f"label_studio must be True or False (got {label_studio!r})")
+        check_bool(label_studio, "label_studio")
         if not isinstance(image_url_prefix, str):
             raise TypeError(f"image_url_prefix must be a string (got {type(image_url_prefix).__name__})")
         self.label_studio = label_studio

@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 
 from modal_noisy._validation import (
+    check_bool,
     check_choice,
     check_finite_array,
     check_fraction,
@@ -393,8 +394,7 @@ class ActiveLabelCleaner(BaseEstimator):
         check_fraction(self.weight_decay, "weight_decay", high=np.inf)
         check_choice(self.recalibrate, "recalibrate", ("both", "first"))
         check_choice(self.recalibrate_from, "recalibrate_from", ("phase1", "previous"))
-        if not isinstance(self.keep_best, (bool, np.bool_)):
-            raise TypeError(f"keep_best must be True or False (got {self.keep_best!r})")
+        check_bool(self.keep_best, "keep_best")
 
     def _validate_settings(self) -> None:
         self._check_params()
@@ -635,7 +635,7 @@ def _offer_predictions(oracle: Any, estimator: Any, X: np.ndarray, queried: np.n
 
 
 def _warn_pool_exhausted(round_index: int, left: int, budget: int, rounds: int, pool: str) -> None:
-    """Say that the rounds end early: the budget is larger than what phase 1 left to query."""
+    """Say that the rounds end early: the budget is larger than what is left to query in the pool."""
     warnings.warn(
         f"the pool (pool={pool!r}) is exhausted: round {round_index} of {rounds} finds {left} samples "
         f"left to query, fewer than budget_per_round={budget}; the rounds end "

@@ -9,6 +9,7 @@ import torch
 from skorch.hf import AccelerateMixin
 from torch import nn
 
+from modal_noisy._validation import check_bool
 from modal_noisy.training._coteaching import CoTeachingClassifier
 from modal_noisy.training._distributed import BatchRows, BatchShard, gather_rows
 
@@ -92,8 +93,7 @@ class AcceleratedCoTeachingClassifier(AccelerateMixin, CoTeachingClassifier):
         """Initialise as :class:`CoTeachingClassifier`, then prepare networks and optimizers."""
         if self.device is None:
             self.device = self._accelerator_device()
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"channels_last must be True or False (got {self.channels_last!r})")
+        check_bool(self.channels_last, "channels_last")
         self._wrapped_with_accelerator = False  # new networks: prepare them again
         CoTeachingClassifier.initialize(self)
         self._initialize_accelerator()

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from modal_noisy._device import check_device
 from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import (
+    check_bool,
     check_choice,
     check_finite_array,
     check_fraction,
@@ -389,8 +390,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         elif self.selection == "loss+vog":
             raise ValueError("vog_source must not be None with selection='loss+vog' (got None)")
         check_choice(self.vog_dtype, "vog_dtype", tuple(VOG_DTYPES))
-        if not isinstance(self.class_aware, (bool, np.bool_)):
-            raise ValueError(f"class_aware must be True or False (got {self.class_aware!r})")
+        check_bool(self.class_aware, "class_aware")
         check_fraction(self.class_reserve, "class_reserve")
         check_choice(self.decision, "decision", DECISIONS)
 
