@@ -59,6 +59,7 @@ STRATEGY_LABELS = {
     "cleanlab": "cleanlab (self-confidence)",
     "cleanlab_margin": "cleanlab (normalized margin)",
     "uncertain_mislabel": "uncertain and likely mislabelled",
+    "training_margin": "normalized margin over training (training_margin)",
     "cb_entropy": "class-balanced entropy",
     "cb_loss": "class-balanced loss",
     "cb_vog": "class-balanced VoG-and-loss (ours)",

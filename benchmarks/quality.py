@@ -89,6 +89,7 @@ PHASE2_STRATEGIES = (
     "cleanlab",
     "cleanlab_margin",
     "uncertain_mislabel",
+    "training_margin",
     "cb_entropy",
     "cb_loss",
     "cb_vog",
@@ -103,8 +104,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 #: Records of earlier cleaners lack the field: 1 queried only the noisy pool; 2 queries the pool of
 #: ActiveLabelCleaner's default (every sample not yet answered); 3 also keeps a round's recalibration
-#: only when it validates at least as well as the model in use (keep_best).
-CLEANER_VERSION = 3
+#: only when it validates at least as well as the model in use (keep_best); 4 ranks by default with the
+#: normalized margin over training (strategy "training_margin").
+CLEANER_VERSION = 4
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
@@ -416,15 +418,20 @@ def _strategy(name: str):
     return get_strategy(name)
 
 
-def _ranked_list_precision(net: Any, exp: Any, seed: int) -> dict[str, float]:
-    """Share of wrong labels in the top 5% and 10% of the cleaner's default ranking at the phase-1 model."""
+#: The relabel rankings whose precision at the phase-1 model every phase-2 record carries.
+RANKED_STRATEGIES = ("training_margin", "cleanlab_margin")
+
+
+def _ranked_list_precision(net: Any, exp: Any, seed: int, strategy: str) -> dict[str, float]:
+    """Share of wrong labels in the top 5% and 10% of ``strategy``'s ranking at the phase-1 model,
+    over the cleaner's default pool."""
     from modal_noisy.cleaning import ActiveLabelCleaner
     from modal_noisy.strategies import get_strategy, keywords_for
 
-    defaults = ActiveLabelCleaner().get_params()
     n = len(exp.y_given)
-    pool = np.arange(n) if defaults["pool"] == "all" else np.flatnonzero(~np.asarray(net.clean_mask_))
-    query = get_strategy(defaults["strategy"])
+    everything = ActiveLabelCleaner().get_params()["pool"] == "all"
+    pool = np.arange(n) if everything else np.flatnonzero(~np.asarray(net.clean_mask_))
+    query = get_strategy(strategy)
     k = round(0.10 * n)
     order = pool[np.asarray(query(net, exp.X_train[pool], k, labels=exp.y_given[pool], random_state=seed,
                                   **keywords_for(query, pool_indices=pool)))]
@@ -464,7 +471,9 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         net.fit(exp.X_train, exp.y_given)
     print(f"  phase 1 ({args.phase2_start}) fitted in {sw.seconds:.0f} s", flush=True)
     phase1_corrected = _test_metrics(net, exp, exp.y_given)[BALANCED_DECISION]
-    ranked_list = _ranked_list_precision(net, exp, seed)
+    default_strategy = ActiveLabelCleaner().get_params()["strategy"]
+    ranked_lists = {name: _ranked_list_precision(net, exp, seed, name)
+                    for name in dict.fromkeys((default_strategy, *RANKED_STRATEGIES))}
     for frac, strat in jobs:
         total = max(args.rounds, round(frac * n))
         per_round = total // args.rounds
@@ -497,7 +506,9 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             "phase1": {**{k: rounds[0].get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
                        BALANCED_DECISION: phase1_corrected},
             "phase1_noisy_remaining": rounds[0]["noisy_remaining"],
-            "phase1_ranked_list": ranked_list,
+            "phase1_ranked_list": ranked_lists[default_strategy],
+            "phase1_ranked_strategy": default_strategy,
+            "phase1_ranked_lists": ranked_lists,
             "test": {**{k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
                      BALANCED_DECISION: final_corrected},
             "noisy_remaining": last["noisy_remaining"],

@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "cleanlab_query": "strategies",
     "random_query": "strategies",
     "uncertain_mislabel_query": "strategies",
+    "training_margin_query": "strategies",
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",

@@ -73,6 +73,18 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_mask(value: object, name: str) -> np.ndarray:
+    """A one-dimensional boolean array (0/1 integers are accepted)."""
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a one-dimensional boolean array (got shape {arr.shape})")
+    if arr.dtype != bool:
+        if arr.size and not (np.issubdtype(arr.dtype, np.integer) and np.isin(arr, (0, 1)).all()):
+            raise ValueError(f"{name} must be a boolean array (got dtype {arr.dtype})")
+        arr = arr.astype(bool)
+    return arr
+
+
 def check_choice(value: object, name: str, choices: tuple[str, ...] | list[str]) -> str:
     """Check that ``value`` is one of ``choices``; the message lists the valid ones."""
     if value not in choices:

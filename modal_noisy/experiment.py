@@ -92,7 +92,7 @@ recalibrate, recalibrate_from, keep_best
     forget_rate: float | str = "auto"
     decision: str = "argmax"
     device: str = "cpu"
-    strategy: str = "cleanlab_margin"
+    strategy: str = "training_margin"
     pool: str = "all"
     budget_per_round: int = 70
     rounds: int = 9

@@ -58,6 +58,7 @@ __all__ = [
     "loss_noisy_query",
     "margin_query",
     "random_query",
+    "training_margin_query",
     "uncertain_mislabel_query",
     "vog_noisy_query",
 ]
@@ -387,19 +388,29 @@ def _label_quality(pool: _Pool) -> np.ndarray:
 
 def _resolve_vog(estimator: object, n_pool: int, vog: object, pool_indices: object) -> np.ndarray:
     """VoG of the pool samples: ``vog``, else ``estimator.vog_[pool_indices]``, else ``vog_`` itself."""
-    if vog is not None:
-        arr = np.asarray(vog)
-        _check_length(arr, n_pool, "vog")
+    return _training_record(estimator, "vog_", "vog", n_pool, vog, pool_indices, "vog_noisy_query")
+
+
+def _training_record(
+    estimator: object, attribute: str, given_name: str, n_pool: int, given: object, pool_indices: object,
+    query: str,
+) -> np.ndarray:
+    """A per-training-sample record of the pool: ``given``, else ``estimator.<attribute>[pool_indices]``,
+    else the record itself when the pool is the whole training set."""
+    if given is not None:
+        arr = np.asarray(given)
+        _check_length(arr, n_pool, given_name)
         return arr
-    fitted = getattr(estimator, "vog_", None)
+    fitted = getattr(estimator, attribute, None)
     how = (
-        "VoG is a per-training-sample quantity; give the pool's VoG in one of three ways: "
-        "vog=<array, one value per pool sample>; or pool_indices=<positions of the pool samples in "
-        "the training set> with an estimator that has vog_ (CoTeachingClassifier, or a skorch net "
-        "with the VoGTracker callback); or query a pool that is the whole training set"
+        f"{attribute} is recorded per training sample; give the pool's values in one of three ways: "
+        f"{given_name}=<array, one row per pool sample>; or pool_indices=<positions of the pool samples "
+        f"in the training set> with an estimator that has {attribute} (CoTeachingClassifier"
+        + (", or a skorch net with the VoGTracker callback" if attribute == "vog_" else "")
+        + "); or query a pool that is the whole training set"
     )
     if fitted is None:
-        raise ValueError(f"vog_noisy_query: {type(estimator).__name__} has no vog_. {how}")
+        raise ValueError(f"{query}: {type(estimator).__name__} has no {attribute}. {how}")
     fitted = np.asarray(fitted)
     if pool_indices is not None:
         idx = np.asarray(pool_indices)
@@ -410,16 +421,24 @@ def _resolve_vog(estimator: object, n_pool: int, vog: object, pool_indices: obje
         _check_length(idx, n_pool, "pool_indices")
         if idx.size and (idx.min() < 0 or idx.max() >= len(fitted)):
             raise ValueError(
-                f"pool_indices must lie in [0, {len(fitted)}) (the length of vog_) "
+                f"pool_indices must lie in [0, {len(fitted)}) (the length of {attribute}) "
                 f"(got {int(idx.min())}..{int(idx.max())})"
             )
         return fitted[idx]
     if len(fitted) == n_pool:
         return fitted
     raise ValueError(
-        f"vog_noisy_query: the estimator's vog_ has {len(fitted)} entries but the pool has "
+        f"{query}: the estimator's {attribute} has {len(fitted)} entries but the pool has "
         f"{n_pool} samples. {how}"
     )
+
+
+def _training_margin(pool: _Pool) -> np.ndarray:
+    probs = _training_record(
+        pool.estimator, "training_proba_", "pred_probs", pool.size, pool.options["pred_probs"],
+        pool.options["pool_indices"], "training_margin_query",
+    )
+    return scoring.label_quality_scores(probs, pool.labels, method="normalized_margin")
 
 
 def _vog_noisy(pool: _Pool) -> np.ndarray:
@@ -558,6 +577,29 @@ uncertain_mislabel_query = _make_strategy(
         "    their true class (fixed, but nothing learned); entropy spends them on uncertain samples whose\n"
         "    label may be right."
     ),
+)
+training_margin_query = _make_strategy(
+    "training_margin_query",
+    scorer=_training_margin,
+    largest=False,
+    needs_labels=True,
+    options=("pool_indices", "pred_probs"),
+    size_from=("pred_probs", "labels"),
+    summary="Lowest normalized margin of the given label over training first: the likely mislabelled.",
+    details=(
+        "Scores are cleanlab's normalized margin (``p[label]`` minus the largest other probability,\n"
+        "    :func:`modal_noisy.scoring.label_quality_scores`) of the probabilities the networks gave each\n"
+        "    training sample, averaged over the epochs of training (``estimator.training_proba_``; a\n"
+        "    co-teaching net records them in its training passes). A network fits a wrong label late, so\n"
+        "    the average keeps the predictions it made before memorising it, where its final prediction\n"
+        "    on a sample it trained on often agrees with the wrong label. ``pred_probs=`` replaces the\n"
+        "    record (for any estimator)."
+    ),
+    classifier_doc=(
+        "modAL learner or estimator with ``training_proba_`` (``CoTeachingClassifier``), unless\n"
+        "    ``pred_probs=``"
+    ),
+    x_pool_doc="The pool (not used: the scores come from the training record).",
 )
 vog_noisy_query = _make_strategy(
     "vog_noisy_query",
@@ -778,6 +820,7 @@ STRATEGIES: dict[str, Strategy] = {
     "cleanlab": cleanlab_query,
     "cleanlab_margin": _cleanlab_margin_query,
     "uncertain_mislabel": uncertain_mislabel_query,
+    "training_margin": training_margin_query,
 }
 
 # Full function names are accepted too ("vog_noisy_query", "entropy_query", ...).

@@ -671,3 +671,72 @@ def test_cuda_fit_predict_and_pickle(data):
     np.testing.assert_allclose(restored.predict_proba(X), proba, rtol=1e-5)
     net.fine_tune(X, y, epochs=1)
     assert net.inference_networks_ == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# the record of training and trusted labels
+# --------------------------------------------------------------------------------------------------
+
+
+def test_training_proba_is_the_mean_of_the_epochs_training_pass_probabilities(data):
+    X, y, _ = data
+    net = make_net(TinyMLP, max_epochs=1).fit(X, y)
+    first = net.training_proba_.copy()
+    assert first.shape == (N, 10) and first.dtype == np.float32
+    np.testing.assert_allclose(first.sum(1), 1.0, atol=1e-5)
+    net.partial_fit(X, y, epochs=1)  # a second epoch: the record is the mean of both epochs' passes
+    second_pass = 2 * net.training_proba_ - first
+    np.testing.assert_allclose(second_pass.sum(1), 1.0, atol=1e-4)
+    assert np.abs(second_pass - first).max() > 1e-3  # the networks moved between the epochs
+    net.fine_tune(X[:64], y[:64], epochs=1)
+    np.testing.assert_array_equal(net.training_proba_ * 2 - first, second_pass)  # fine_tune leaves it
+
+
+def test_training_proba_of_samples_no_training_pass_saw_is_uniform(data):
+    X, y, _ = data
+    net = make_net(TinyMLP, max_epochs=1, train_split=ValidSplit(4, stratified=False)).fit(X, y)
+    held = ~net.clean_mask_ & np.isclose(net.training_proba_, 0.1).all(1)
+    assert 45 <= held.sum() <= 55  # the validation fifth, and no training sample
+    np.testing.assert_allclose(net.training_proba_[~held].sum(1), 1.0, atol=1e-5)
+
+
+def test_trusted_samples_are_always_selected_and_the_rate_applies_to_the_rest(data):
+    X, y, _ = data
+    trusted = np.zeros(N, dtype=bool)
+    trusted[::4] = True
+    net = make_net(TinyMLP, forget_rate=0.6, max_epochs=3).fit(X, y, trusted=trusted)
+    assert net.clean_mask_[trusted].all()
+    # per batch: every trusted sample plus 40% of the others (floors per batch of 32)
+    share = net.history[-1, "selected_frac"]
+    expected = (trusted.sum() + 0.4 * (~trusted).sum()) / N
+    assert abs(share - expected) < 0.04
+    untrusted = make_net(TinyMLP, forget_rate=0.6, max_epochs=3).fit(X, y)
+    assert untrusted.history[-1, "selected_frac"] < share - 0.1
+    # a later fit without trusted forgets them again
+    net.fit(X, y)
+    assert abs(net.history[-1, "selected_frac"] - untrusted.history[-1, "selected_frac"]) < 1e-9
+
+
+def test_trusted_samples_are_never_held_out_for_the_noise_estimate(digits_noisy):
+    X, y = digits_noisy.X_train, digits_noisy.y_noisy
+    trusted = np.zeros(len(y), dtype=bool)
+    trusted[: len(y) // 2] = True
+    net = make_net(TinyMLP, forget_rate="auto", max_epochs=2).fit(X, y, trusted=trusted)
+    held = net.run_state_.held_out.numpy()
+    assert held.any() and not (held & trusted).any()
+
+
+@pytest.mark.parametrize(
+    ("trusted", "message"),
+    [
+        (np.zeros(5, dtype=bool), r"trusted must have one entry per training sample \(got 5 for 203\)"),
+        (np.full(N, 0.5), r"trusted must be a boolean array \(got dtype float64\)"),
+        (np.zeros((N, 2), dtype=bool), r"trusted must be a one-dimensional boolean array"),
+    ],
+)
+def test_bad_trusted_is_refused_before_training(data, trusted, message):
+    X, y, _ = data
+    net = make_net(TinyMLP)
+    with pytest.raises(ValueError, match=message):
+        net.fit(X, y, trusted=trusted)
+    assert not net.history  # nothing trained

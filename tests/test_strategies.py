@@ -27,11 +27,17 @@ from modal_noisy.strategies import (
     loss_noisy_query,
     margin_query,
     random_query,
+    training_margin_query,
     vog_noisy_query,
 )
 
 POOL = np.arange(100, 400)  # pool = these positions of the (noisy) training set
-NEEDS_LABELS = {"loss": loss_noisy_query, "vog": vog_noisy_query, "cleanlab": cleanlab_query}
+NEEDS_LABELS = {
+    "loss": loss_noisy_query,
+    "vog": vog_noisy_query,
+    "cleanlab": cleanlab_query,
+    "training_margin": training_margin_query,
+}
 
 
 def _make_net(dropout: float = 0.3, cls=NeuralNetClassifier, **kwargs) -> NeuralNetClassifier:
@@ -65,6 +71,8 @@ def net_learner(data):
     learner = ActiveLearner(estimator=_make_net(), X_training=X, y_training=y)
     # what phase 1 (CoTeachingClassifier / VoGTracker) would leave behind: one VoG per training sample
     learner.estimator.vog_ = np.random.default_rng(0).random(len(X))
+    # and one epoch-averaged probability row per training sample (training_margin_query reads it)
+    learner.estimator.training_proba_ = np.random.default_rng(1).dirichlet(np.ones(10), size=len(X))
     return learner
 
 
@@ -93,7 +101,8 @@ CASES = [
     (name, kind)
     for name in STRATEGIES
     for kind in ("skorch", "sklearn")
-    if not (name == "bald" and kind == "sklearn")  # BALD needs dropout: tested as an error below
+    # BALD needs dropout, training_margin a training record: tested as errors below
+    if not (name in ("bald", "training_margin") and kind == "sklearn")
 ]
 
 
@@ -142,6 +151,7 @@ OWN_OPTIONS = {
     "cleanlab": {"method", "pred_probs"},
     "cleanlab_margin": {"method", "pred_probs"},
     "uncertain_mislabel": {"pred_probs"},
+    "training_margin": {"pool_indices", "pred_probs"},
 }
 ALL_OPTIONS = set().union(*OWN_OPTIONS.values())
 
@@ -494,3 +504,37 @@ def test_torch_strategies_on_cuda(data):
     assert torch.equal(torch.cuda.get_rng_state(), cuda_rng)
     mc = _inference.mc_dropout_proba(net, X[:64], n_passes=3, seed=0)
     assert mc.shape == (3, 64, 10) and not np.allclose(mc[0], mc[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# training_margin: the record of training, not the final prediction
+# --------------------------------------------------------------------------------------------------
+
+
+def test_training_margin_ranks_the_pool_rows_of_training_proba_(data, net_learner):
+    X, y = data
+    record = net_learner.estimator.training_proba_
+    idx = training_margin_query(net_learner, X[POOL], 9, labels=y[POOL], pool_indices=POOL, random_state=0)
+    margin = scoring.label_quality_scores(record[POOL], y[POOL], method="normalized_margin")
+    np.testing.assert_array_equal(idx, np.argsort(margin, kind="stable")[:9])
+    # precomputed probabilities replace the record, for any estimator, and X_pool may then be None
+    same = training_margin_query(None, None, 9, labels=y[POOL], pred_probs=record[POOL], random_state=0)
+    np.testing.assert_array_equal(idx, same)
+
+
+def test_training_margin_without_a_record_says_how_to_give_one(data, lr_learner):
+    X, y = data
+    flat = X[POOL].reshape(len(POOL), -1)
+    message = (r"training_margin_query: LogisticRegression has no training_proba_\. "
+               r"training_proba_ is recorded per training sample; .*pred_probs=")
+    with pytest.raises(ValueError, match=message):
+        training_margin_query(lr_learner, flat, 3, labels=y[POOL])
+
+
+def test_training_margin_checks_pool_indices_against_the_record(data, net_learner):
+    X, y = data
+    message = r"pool_indices must lie in \[0, 520\) \(the length of training_proba_\)"
+    with pytest.raises(ValueError, match=message):
+        training_margin_query(net_learner, X[:3], 3, labels=y[:3], pool_indices=np.array([0, 1, 600]))
+    with pytest.raises(ValueError, match=r"has 520 entries but the pool has 300 samples"):
+        training_margin_query(net_learner, X[POOL], 3, labels=y[POOL])

@@ -213,7 +213,7 @@ class ActiveLabelCleaner(BaseEstimator):
     def __init__(
         self,
         estimator: Any = None,
-        strategy: str | Callable[..., np.ndarray] = "cleanlab_margin",
+        strategy: str | Callable[..., np.ndarray] = "training_margin",
         *,
         pool: str = "all",
         budget_per_round: int = 70,

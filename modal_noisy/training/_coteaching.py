@@ -25,6 +25,7 @@ from modal_noisy._validation import (
     check_finite_array,
     check_fraction,
     check_labels,
+    check_mask,
     check_positive_int,
     check_same_length,
 )
@@ -98,6 +99,8 @@ class _RunState:
         # samples kept out of both networks' updates while the noise rate is estimated
         self.held_out = torch.zeros(n, dtype=torch.bool, device=device)
         self.holding_out = False
+        # labels known to be right (an expert's answers): always selected, never held out or estimated
+        self.trusted = torch.zeros(n, dtype=torch.bool, device=device)
         self.vog1 = self.vog2 = None
         self.vog_values1 = torch.zeros(n, **f32)
         self.vog_values2 = torch.zeros(n, **f32)
@@ -234,6 +237,13 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
     vog_ : ndarray of float32, shape (N,)
         Network 1's VoG at the end of the last epoch; finite. Until a sample has ``vog_window``
         gradients it is the standard deviation over the gradients it has (0 after one epoch).
+    training_proba_ : ndarray of float32, shape (N, n_classes)
+        Each sample's probabilities (softmax of both networks' summed logits) from the training passes,
+        averaged over the epochs so far: the predictions made before the networks memorised a wrong
+        label count as much as the last ones, which makes it the better record for ranking likely
+        mislabelled samples (:func:`~modal_noisy.strategies.training_margin_query`). Uniform for a
+        sample no training pass has seen (a ``train_split``'s validation part); :meth:`fine_tune`
+        leaves it alone.
     noise_rate_ : float
         The forget rate ``τ`` in use (the estimate with ``forget_rate="auto"``).
     noise_estimates_ : list of float
@@ -425,6 +435,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
             "clean_mask_",
             "sample_loss_",
             "vog_",
+            "training_proba_",
             "estimates_frozen_",
         ):
             self.__dict__.pop(name, None)
@@ -488,6 +499,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         """Wrap the data so every batch carries dataset indices, then split as skorch does."""
         dataset = IndexedDataset(self.get_dataset(X, y))
         self._ensure_run_state(len(dataset))
+        self._apply_trusted(len(dataset))
         if not self.train_split:
             return dataset, None
         if y is None:
@@ -523,6 +535,17 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
             VOG_DTYPES[self.vog_dtype],
         )
 
+    def _apply_trusted(self, n: int) -> None:
+        """Copy the ``trusted`` mask of the current ``fit`` / ``partial_fit`` into the run state."""
+        trusted = getattr(self, "_trusted_for_fit", None)
+        state = self.run_state_
+        if trusted is None:
+            state.trusted.zero_()
+            return
+        if len(trusted) != n:
+            raise ValueError(f"trusted must have one entry per training sample (got {len(trusted)} for {n})")
+        state.trusted = torch.as_tensor(trusted, dtype=torch.bool, device=state.label.device)
+
     # ------------------------------------------------------------------ forward helpers
     @staticmethod
     def _call(module: nn.Module, x: Any, fit_params: Mapping[str, Any]) -> torch.Tensor:
@@ -555,12 +578,20 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         return logits
 
     # ------------------------------------------------------------------ training
-    def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any) -> Any:
-        """Co-teach both networks for ``max_epochs`` more epochs (or ``epochs=`` of ``fit_params``)."""
+    def partial_fit(
+        self, X: Any, y: Any = None, classes: Any = None, *, trusted: Any = None, **fit_params: Any
+    ) -> Any:
+        """Co-teach both networks for ``max_epochs`` more epochs (or ``epochs=`` of ``fit_params``).
+
+        ``trusted`` (bool array, one entry per sample, optional) marks labels known to be right, such
+        as an expert's answers: both networks always select them, the forget rate applies to the
+        other samples only, and they are never held out for, nor counted in, the noise estimates.
+        """
         self._validate_hyperparams()
         if not self.initialized_:
             self.initialize()
         X, y = self._validate_data(X, y)
+        self._trusted_for_fit = None if trusted is None else check_mask(trusted, "trusted")
         if y is not None:
             self.class_prior_ = label_prior(y, self._n_classes())
         elif self.decision == "balanced":
@@ -579,12 +610,18 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
             finally:
                 self.loader_generator_ = None
                 self.select_generator_ = None
+                self._trusted_for_fit = None
         return self
 
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
-        """Initialise both networks (unless ``warm_start``) and co-teach them on ``(X, y)``."""
+    def fit(self, X: Any, y: Any = None, *, trusted: Any = None, **fit_params: Any) -> Any:
+        """Initialise both networks (unless ``warm_start``) and co-teach them on ``(X, y)``.
+
+        ``trusted``: see :meth:`partial_fit`.
+        """
         self._validate_hyperparams()
-        return super().fit(X, y, **fit_params)
+        if trusted is not None:
+            check_mask(trusted, "trusted")
+        return super().fit(X, y, trusted=trusted, **fit_params)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class of each sample: arg-max of ``predict_proba``, prior-corrected if ``decision="balanced"``."""
@@ -744,6 +781,13 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         reserved1 = reserved2 = None
         if state.reserved1 is not None:
             reserved1, reserved2 = state.reserved1[index], state.reserved2[index]
+        if self.trusting_:
+            # trusted samples are always kept; the forget rate applies to the others
+            trusted = state.trusted[index]
+            n_trusted = trusted.sum()
+            r = n_trusted + torch.floor((1.0 - self.epoch_forget_rate_) * (n - n_trusted)).long().clamp(min=1)
+            reserved1 = trusted if reserved1 is None else reserved1 | trusted
+            reserved2 = trusted if reserved2 is None else reserved2 | trusted
         return (
             self._select_one(loss1, r, reserved1, key1, fill_fraction),
             self._select_one(loss2, r, reserved2, key2, fill_fraction),
@@ -758,7 +802,10 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         fill_fraction: float,
     ) -> torch.Tensor:
         """``r`` samples of the batch: the reserved ones (class-aware), then the rest by the paper's rule."""
-        keep = torch.full((1,), r, dtype=torch.long, device=loss.device)  # no host-to-device copy
+        if isinstance(r, torch.Tensor):
+            keep = r.reshape(1)
+        else:
+            keep = torch.full((1,), r, dtype=torch.long, device=loss.device)  # no host-to-device copy
         if reserved is not None:
             inf = torch.full_like(loss, float("inf"))
             loss = torch.where(reserved, inf, loss)
@@ -779,10 +826,13 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         state.holding_out = self.forget_rate == "auto" and not getattr(self, "estimates_frozen_", False)
         if not state.holding_out or bool(state.held_out.any()):
             return
-        n_held = min(max(round(self._HOLD_OUT_SHARE * state.n), self._HOLD_OUT_MIN), state.n // 2)
+        # trusted labels are known: the estimate is of the others
+        candidates = np.flatnonzero(~state.trusted.cpu().numpy())
+        n = len(candidates)
+        n_held = min(max(round(self._HOLD_OUT_SHARE * n), self._HOLD_OUT_MIN), n // 2)
         rng = np.random.RandomState(draw_seeds(self.random_state, 4)[3])
         held = np.zeros(state.n, dtype=bool)
-        held[rng.choice(state.n, size=n_held, replace=False)] = True
+        held[candidates[rng.choice(n, size=n_held, replace=False)]] = True
         state.held_out = torch.as_tensor(held, device=state.label.device)
 
     def _reserve(self, epoch: int, ramp: float) -> None:
@@ -800,7 +850,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         if not self.class_aware or rates is None or epoch == 0:
             return
         k = state.n_classes
-        train = state.is_train & (state.epochs_seen > 0)
+        train = state.is_train & (state.epochs_seen > 0) & ~state.trusted
         groups = torch.where(train, state.label, torch.full_like(state.label, k))
         counts = torch.bincount(groups, minlength=k + 1)[:k].cpu().numpy()
         rates = np.clip(np.asarray(rates, dtype=float), 0.0, 1.0)
@@ -825,7 +875,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
                 else:
                     key = torch.rand(state.n, generator=self.select_generator_, device=denom.device)
             out.append(select_samples(loss_sum / denom, keep_t, groups=groups, fill_key=key, fill=fill))
-        state.reserved1, state.reserved2 = out
+        state.reserved1, state.reserved2 = (reserved | state.trusted for reserved in out)
 
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Validation loss of the summed logits; records held-out samples' loss and VoG."""
@@ -877,6 +927,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
             train_idx = torch.nonzero(state.is_train).squeeze(1)
             mixing = train_idx.numel() > 0 and state.vog1.min_count(train_idx) >= self.vog_window
         self.epoch_mixing_ = bool(mixing)
+        self.trusting_ = bool(state.trusted.any())
         self._hold_out()
         self._reserve(epoch, ramp)
         self.epoch_loss_sum_ = torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -929,7 +980,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         state.epochs_seen[seen_t] += 1
         if getattr(self, "estimates_frozen_", False):
             return
-        train = state.is_train & (state.epochs_seen > 0)
+        train = state.is_train & (state.epochs_seen > 0) & ~state.trusted
         epochs = state.epochs_seen[train].unsqueeze(1)
         labels = state.label[train].cpu().numpy()
         cum_prob = (state.prob_sum[train] / epochs).cpu().numpy()
@@ -969,6 +1020,11 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         self.clean_mask_ = (state.sel1 & state.seen).cpu().numpy()
         self.sample_loss_ = state.loss1.cpu().numpy().astype(np.float32)
         self.vog_ = state.vog_values1.float().cpu().numpy()
+        # a sample no training pass has seen yet (a train_split's validation part) gets no information
+        epochs = state.epochs_seen.unsqueeze(1)
+        uniform = torch.full_like(state.prob_sum, 1.0 / state.n_classes)
+        average = torch.where(epochs > 0, state.prob_sum / epochs.clamp(min=1), uniform)
+        self.training_proba_ = average.cpu().numpy()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
