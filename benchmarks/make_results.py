@@ -67,12 +67,13 @@ STRATEGY_LABELS = {
     "paper": "the paper's protocol (VoG-and-loss, noisy pool, network 1 continued)",
 }
 #: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION).
-DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin"}
+DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin"}
 #: How records of an older cleaner are told apart in the titles.
 CLEANER_NOTES = {
     1: ", cleaner v1 (noisy pool only)",
     2: ", cleaner v2 (every recalibration adopted, keep_best=False)",
-    3: "",
+    3: ", cleaner v3 (ranked by cleanlab's normalized margin under the model in use)",
+    4: "",
 }
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
@@ -432,52 +433,78 @@ def phase2_section(p2: list[dict]) -> list[str]:
     return lines
 
 
+def our_ranked_lists(record: dict) -> dict[str, dict]:
+    """The precision of our rankings at the phase-1 model that a phase-2 record carries, by strategy.
+
+    Records before cleaner v4 carry one list, their default's (cleanlab's normalized margin).
+    """
+    lists = dict(record.get("phase1_ranked_lists") or {})
+    if not lists and record.get("phase1_ranked_list"):
+        lists[DEFAULT_STRATEGY[record.get("cleaner_version", 1)]] = record["phase1_ranked_list"]
+    return lists
+
+
+#: Our rankings in the ranked-list table: strategy name and column title.
+OUR_RANKINGS = {
+    "training_margin": "ours: margin over training (default)",
+    "cleanlab_margin": "ours: margin at the phase-1 model",
+}
+
+
 def ranked_list_section(p1: list[dict], p2: list[dict]) -> list[str]:
-    """Our default relabel ranking at the phase-1 model beside cleanlab's lists from 5-fold
-    out-of-sample probabilities, on the same settings and seeds (top 5% / 10% of the training set)."""
-    ours: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    """Our relabel rankings at the phase-1 model beside cleanlab's lists from 5-fold out-of-sample
+    probabilities, on the same settings and seeds (top 5% / 10% of the training set)."""
+    ours: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in p2:
-        if r.get("phase1_ranked_list") and r["device"] == "cpu" and r["phase1_method"] == "ours":
-            ours[setting_key(r)][r["seed"]] = r["phase1_ranked_list"]
+        if r["device"] == "cpu" and r["phase1_method"] == "ours":
+            for strategy, entry in our_ranked_lists(r).items():
+                ours[setting_key(r)][strategy][r["seed"]] = entry
     theirs: dict[tuple, dict[int, dict]] = defaultdict(dict)
     for r in p1:
         if r["method"] == "cleanlab_find_label_issues" and r.get("ranked_list"):
             theirs[setting_key(r)][r["seed"]] = r["ranked_list"]
+
+    def cell(lists: list[dict]) -> str:
+        if not lists:
+            return "–"
+        return " / ".join(fmt([entry[f"top_{share}pct"] for entry in lists], ".2f") for share in (5, 10))
+
     rows = []
     for key in sorted(set(ours) & set(theirs)):
-        seeds = sorted(set(ours[key]) & set(theirs[key]))
+        # the seeds where every list of the row was measured
+        seeds = sorted(set(theirs[key]).intersection(*(ours[key][s] for s in OUR_RANKINGS if ours[key][s])))
         if not seeds:
             continue
-
-        def cell(lists: list[dict]) -> str:
-            return " / ".join(fmt([entry[f"top_{share}pct"] for entry in lists], ".2f") for share in (5, 10))
-
         rows.append([
             setting_title(key),
             str(len(seeds)),
-            cell([ours[key][s] for s in seeds]),
-            cell([theirs[key][s]["find_label_issues"] for s in seeds]),
-            cell([theirs[key][s]["normalized_margin"] for s in seeds]),
+            *(cell([ours[key][s][seed] for seed in seeds if seed in ours[key][s]]) for s in OUR_RANKINGS),
+            cell([theirs[key][seed]["find_label_issues"] for seed in seeds]),
+            cell([theirs[key][seed]["normalized_margin"] for seed in seeds]),
         ])
     if not rows:
         return []
     return [
         "### The ranked relabel list: ours against cleanlab's",
         "",
-        "Share of wrong labels in the first 5% / 10% (of the training set) of each list. Ours: the "
-        "cleaner's default ranking (pool and strategy) at the phase-1 model, from the phase-2 records. "
-        "cleanlab: 5-fold cross-validated probabilities of the same network and epochs, its label issues "
-        "ranked by self-confidence (`find_label_issues`) and every sample ranked by normalized margin.",
+        "Share of wrong labels in the first 5% / 10% (of the training set) of each list. Ours, over the "
+        "cleaner's default pool at the phase-1 model, from the phase-2 records: the normalized margin of "
+        "the probabilities averaged over the epochs of training (`training_margin`, the default since "
+        "cleaner v4), and of the phase-1 model's final probabilities (`cleanlab_margin`). cleanlab: "
+        "5-fold cross-validated probabilities of the same network and epochs, its label issues ranked by "
+        "self-confidence (`find_label_issues`) and every sample ranked by normalized margin.",
         "",
         *table(
-            ["setting", "seeds", "ours", "cleanlab find_label_issues", "cleanlab normalized margin"], rows
+            ["setting", "seeds", *OUR_RANKINGS.values(), "cleanlab find_label_issues",
+             "cleanlab normalized margin"],
+            rows,
         ),
         "",
     ]
 
 
 def ranked_list_line(by_seed: dict[int, dict]) -> list[str]:
-    """The default ranking's precision at the phase-1 model (records of cleaner v2), one line."""
+    """The default ranking's precision at the phase-1 model (records of cleaner v2 on), one line."""
     lists = [r["phase1_ranked_list"] for r in by_seed.values() if r.get("phase1_ranked_list")]
     if not lists:
         return []
@@ -989,8 +1016,8 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         )
     lines += [
         "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds (cleaner v1: "
-        "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: today's "
-        "defaults, v2 with `keep_best`):",
+        "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: v2 with "
+        "`keep_best`; v4: today's defaults, v3 ranked by the normalized margin over training):",
         "",
         *table(
             [
