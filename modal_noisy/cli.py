@@ -83,8 +83,8 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
     parser.add_argument("--noise-kind", choices=("symmetric", "pair"), default=d.noise_kind)
     parser.add_argument(
         "--strategy", default=d.strategy,
-        help="query strategy name (default: cleanlab_margin, cleanlab's normalized margin of the "
-        "given label)",
+        help="query strategy name (default: training_margin, cleanlab's normalized margin of the "
+        "given label in the probabilities averaged over phase 1's training)",
     )
     parser.add_argument(
         "--pool", choices=("all", "noisy"), default=d.pool,

@@ -138,13 +138,16 @@ class ActiveLabelCleaner(BaseEstimator):
     estimator : CoTeachingClassifier
         The phase-1 estimator (unfitted; it is cloned). It must provide ``clean_mask_`` after ``fit``,
         ``fine_tune(X, y, epochs=..., lr=..., momentum=..., weight_decay=...)`` and ``predict_proba``.
-    strategy : str or callable, default="cleanlab_margin"
+    strategy : str or callable, default="training_margin"
         A name from :data:`modal_noisy.strategies.STRATEGIES` or a callable following the query strategy
         contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``. The
-        default ranks by cleanlab's normalized margin of the given label under the current model (the
-        given label's probability minus the largest other one): of the strategies benchmarked beside
-        it, it fixed the most wrong labels per expert answer on all three benchmark data sets (tied
-        on digits-LT), though not the most model (``benchmarks/RESULTS.md``, phase 2).
+        default ranks by cleanlab's normalized margin of the given label (its probability minus the
+        largest other one) in the probabilities phase 1's networks gave each sample, averaged over the
+        epochs of training (``training_proba_``): a network fits a wrong label late, so the average
+        still holds the predictions it made before memorising it, where the final model, trained on
+        most of the pool, often agrees with the wrong label (``"cleanlab_margin"`` ranks by the
+        final model). It is chosen for the wrong labels it fixes per expert answer
+        (``benchmarks/RESULTS.md``, phase 2 and the ranked relabel list).
     pool : {"all", "noisy"}, default="all"
         Which samples a round ranks. ``"all"``: every sample nobody has answered yet, phase 1's
         selection included, so the expert also reaches the wrong labels phase 1 kept, which

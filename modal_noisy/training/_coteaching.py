@@ -620,7 +620,12 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         """
         self._validate_hyperparams()
         if trusted is not None:
-            check_mask(trusted, "trusted")
+            trusted = check_mask(trusted, "trusted")
+            n = len(X) if isinstance(X, (np.ndarray, torch.Tensor, torch.utils.data.Dataset)) else None
+            if n is not None and len(trusted) != n:
+                raise ValueError(
+                    f"trusted must have one entry per training sample (got {len(trusted)} for {n})"
+                )
         return super().fit(X, y, trusted=trusted, **fit_params)
 
     def predict(self, X: Any) -> np.ndarray:
