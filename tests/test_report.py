@@ -182,3 +182,27 @@ def test_plot_without_truth_writes_only_the_curve(tmp_path):
     assert [p.name for p in report.plot(tmp_path)] == ["cleaning_curve.png"]
 
 
+
+
+def test_the_curve_follows_the_model_in_use_and_marks_what_keep_best_refused(tmp_path):
+    from matplotlib.figure import Figure
+
+    rounds = [
+        {"round": 0, "labels_spent": 0, "balanced_accuracy": 0.60},
+        {"round": 1, "labels_spent": 5, "balanced_accuracy": 0.70, "model_kept": True},
+        {"round": 2, "labels_spent": 10, "balanced_accuracy": 0.50, "model_kept": False},
+        {"round": 3, "labels_spent": 15, "balanced_accuracy": 0.80, "model_kept": True},
+    ]
+    report = CleaningReport(phase1={}, rounds=rounds)
+    drawn = {}
+    original = Figure.savefig
+
+    def capture(fig, path, **kwargs):  # read the drawn lines back from the figure
+        drawn.update({line.get_label(): line.get_ydata().tolist() for ax in fig.axes for line in ax.lines})
+        return original(fig, path, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", capture)
+        report.plot(tmp_path)
+    assert drawn["model in use"] == [0.60, 0.70, 0.70, 0.80]  # the refused round keeps the model before
+    assert drawn["recalibration not adopted"] == [0.50]

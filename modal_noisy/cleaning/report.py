@@ -330,9 +330,10 @@ class CleaningReport:
     def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write ``cleaning_curve.png`` and, when phase-1 retention is known, ``class_retention.png``.
 
-        ``cleaning_curve.png``: balanced accuracy (left axis) and noisy labels remaining (right axis,
-        when known) against labels spent. ``class_retention.png``: per-class clean retention of the
-        phase-1 selection, classes from largest to smallest when their sizes are known.
+        ``cleaning_curve.png``: balanced accuracy of the model in use (left axis; a round's
+        recalibration that ``keep_best`` did not adopt is a hollow dot) and noisy labels remaining
+        (right axis, when known) against labels spent. ``class_retention.png``: per-class clean
+        retention of the phase-1 selection, classes from largest to smallest when their sizes are known.
 
         Returns
         -------
@@ -350,7 +351,15 @@ class CleaningReport:
             fig = Figure(figsize=(6.4, 4.0), layout="constrained")
             FigureCanvasAgg(fig)
             ax = fig.add_subplot()
-            ax.plot(spent, frame["balanced_accuracy"].astype(float), "o-", color="C0")
+            score = frame["balanced_accuracy"].to_numpy(dtype=float)
+            kept = _adopted(frame)
+            # the line follows the model in use; a recalibration keep_best did not adopt is a hollow dot
+            in_use = score[np.maximum.accumulate(np.where(kept, np.arange(len(score)), 0))]
+            ax.plot(spent, in_use, "o-", color="C0", label="model in use")
+            if not kept.all():
+                ax.plot(spent[~kept], score[~kept], "o", color="C0", markerfacecolor="none",
+                        label="recalibration not adopted")
+                ax.legend(loc="center right", fontsize=8)
             ax.set_xlabel("labels spent (expert answers)")
             ax.set_ylabel("balanced accuracy", color="C0")
             ax.tick_params(axis="y", colors="C0")
@@ -394,3 +403,10 @@ class CleaningReport:
             fig.savefig(path, dpi=120)
             written.append(path)
         return written
+
+
+def _adopted(frame: pd.DataFrame) -> np.ndarray:
+    """Per round, whether its model was adopted (round 0 and records without ``model_kept``: yes)."""
+    if "model_kept" not in frame:
+        return np.ones(len(frame), dtype=bool)
+    return frame["model_kept"].map(lambda value: value is not False).to_numpy(dtype=bool)
