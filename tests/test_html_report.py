@@ -100,6 +100,18 @@ def test_to_html_without_the_truth_says_so(tmp_path):
     assert text.count("<svg") == 1
 
 
+def test_the_curve_says_which_recalibrations_keep_best_refused(tmp_path):
+    rounds = [
+        {"round": r, "labels_spent": 5 * r, "balanced_accuracy": score, "noisy_remaining": 10 - r,
+         "model_kept": kept}
+        for r, score, kept in ((1, 0.7, True), (2, 0.5, False), (3, 0.8, True))
+    ]
+    text = CleaningReport(rounds=rounds).to_html(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "the recalibration of round(s) 2 scored below it on the validation split" in text
+    every_round = CleaningReport(rounds=[{**r, "model_kept": True} for r in rounds])
+    assert "not adopted" not in every_round.to_html(tmp_path / "all.html").read_text(encoding="utf-8")
+
+
 def test_to_html_shows_the_experts_answers(report, answered_oracle, tmp_path):
     text = report.to_html(tmp_path / "r.html", oracle=answered_oracle).read_text(encoding="utf-8")
     assert text.count('<img alt="#') == 6

@@ -231,12 +231,17 @@ def _curve_section(report: CleaningReport) -> str:
     if "labels_spent" not in frame or "balanced_accuracy" not in frame:
         return ""
     spent = frame["labels_spent"].to_numpy(dtype=float)
-    accuracy = frame["balanced_accuracy"].to_numpy(dtype=float)
+    accuracy, kept = report.accuracy_in_use()
     wrong = None
     if "noisy_remaining" in frame and frame["noisy_remaining"].notna().any():
         wrong = frame["noisy_remaining"].to_numpy(dtype=float)
     chart = _line_chart(spent, accuracy, wrong)
     note = "" if wrong is not None else '<p class="note">Wrong labels left: not known without the truth.</p>'
+    refused = frame.index[~kept].tolist()
+    if refused:
+        rounds = ", ".join(str(r) for r in refused)
+        note += (f'<p class="note">Balanced accuracy of the model in use: the recalibration of round(s) '
+                 f"{_e(rounds)} scored below it on the validation split and was not adopted.</p>")
     return f'<h2>Cleaning curve</h2><div id="curve">{chart}</div>{note}'
 
 

@@ -326,6 +326,21 @@ class CleaningReport:
         """
         return write_html(self, path, oracle=oracle, title=title)
 
+    def accuracy_in_use(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per round (round 0 first): the balanced accuracy of the model in use after it, and whether
+        the round's recalibration was adopted (round 0 and records without ``model_kept``: yes).
+
+        A round whose candidate ``keep_best`` refused keeps the score of the model before it.
+        """
+        frame = self.to_frame()
+        score = frame["balanced_accuracy"].to_numpy(dtype=float)
+        if "model_kept" in frame:
+            kept = frame["model_kept"].map(lambda value: value is not False).to_numpy(dtype=bool)
+        else:
+            kept = np.ones(len(frame), dtype=bool)
+        last_adopted = np.maximum.accumulate(np.where(kept, np.arange(len(score)), 0))
+        return score[last_adopted], kept
+
     # ------------------------------------------------------------------ plots
     def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write ``cleaning_curve.png`` and, when phase-1 retention is known, ``class_retention.png``.
@@ -352,9 +367,8 @@ class CleaningReport:
             FigureCanvasAgg(fig)
             ax = fig.add_subplot()
             score = frame["balanced_accuracy"].to_numpy(dtype=float)
-            kept = _adopted(frame)
+            in_use, kept = self.accuracy_in_use()
             # the line follows the model in use; a recalibration keep_best did not adopt is a hollow dot
-            in_use = score[np.maximum.accumulate(np.where(kept, np.arange(len(score)), 0))]
             ax.plot(spent, in_use, "o-", color="C0", label="model in use")
             if not kept.all():
                 ax.plot(spent[~kept], score[~kept], "o", color="C0", markerfacecolor="none",
@@ -405,8 +419,3 @@ class CleaningReport:
         return written
 
 
-def _adopted(frame: pd.DataFrame) -> np.ndarray:
-    """Per round, whether its model was adopted (round 0 and records without ``model_kept``: yes)."""
-    if "model_kept" not in frame:
-        return np.ones(len(frame), dtype=bool)
-    return frame["model_kept"].map(lambda value: value is not False).to_numpy(dtype=bool)
