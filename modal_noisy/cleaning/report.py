@@ -417,5 +417,3 @@ class CleaningReport:
             fig.savefig(path, dpi=120)
             written.append(path)
         return written
-
-

@@ -60,6 +60,11 @@ _RECIPE_CALLBACKS: tuple[tuple[str, type], ...] = (
 )
 
 
+def _check_trusted_length(trusted: np.ndarray, n: int) -> None:
+    if len(trusted) != n:
+        raise ValueError(f"trusted must have one entry per training sample (got {len(trusted)} for {n})")
+
+
 def _reset_parameters(module: nn.Module) -> None:
     for sub in module.modules():
         reset = getattr(sub, "reset_parameters", None)
@@ -542,8 +547,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         if trusted is None:
             state.trusted.zero_()
             return
-        if len(trusted) != n:
-            raise ValueError(f"trusted must have one entry per training sample (got {len(trusted)} for {n})")
+        _check_trusted_length(trusted, n)
         state.trusted = torch.as_tensor(trusted, dtype=torch.bool, device=state.label.device)
 
     # ------------------------------------------------------------------ forward helpers
@@ -621,11 +625,8 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
         self._validate_hyperparams()
         if trusted is not None:
             trusted = check_mask(trusted, "trusted")
-            n = len(X) if isinstance(X, (np.ndarray, torch.Tensor, torch.utils.data.Dataset)) else None
-            if n is not None and len(trusted) != n:
-                raise ValueError(
-                    f"trusted must have one entry per training sample (got {len(trusted)} for {n})"
-                )
+            if isinstance(X, (np.ndarray, torch.Tensor, torch.utils.data.Dataset)):
+                _check_trusted_length(trusted, len(X))  # before the networks are built
         return super().fit(X, y, trusted=trusted, **fit_params)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -880,7 +881,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
                 else:
                     key = torch.rand(state.n, generator=self.select_generator_, device=denom.device)
             out.append(select_samples(loss_sum / denom, keep_t, groups=groups, fill_key=key, fill=fill))
-        state.reserved1, state.reserved2 = (reserved | state.trusted for reserved in out)
+        state.reserved1, state.reserved2 = out
 
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Validation loss of the summed logits; records held-out samples' loss and VoG."""
