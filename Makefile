@@ -17,10 +17,12 @@ $(BIN)/modal-noisy: pyproject.toml
 venv: $(BIN)/modal-noisy
 
 # One intra-op thread per process: the suite's subprocesses (examples, demo, crash tests) must not
-# oversubscribe small machines, where spinning OpenMP threads slow training down tenfold.
+# oversubscribe small machines, where spinning OpenMP threads slow training down tenfold. Instead, two
+# pytest workers (pytest-xdist) keep two cores busy; each test file runs whole on one worker, so a
+# module's shared fitted model is trained once.
 test: venv
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 demo: venv
 	$(BIN)/modal-noisy demo
