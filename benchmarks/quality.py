@@ -90,23 +90,28 @@ PHASE2_STRATEGIES = (
     "cleanlab_margin",
     "uncertain_mislabel",
     "training_margin",
+    "informative_mislabel",
     "cb_entropy",
     "cb_loss",
     "cb_vog",
     "cb_cleanlab",
     "paper",
+    "adopt_every_round",
 )
 #: ActiveLabelCleaner settings of a protocol run under a strategy's name (the rest are the defaults):
 #: the paper's phase 2, VoG-and-loss on the noisy pool, network 1 fine-tuned round after round.
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"strategy": "vog", "pool": "noisy", "recalibrate": "first", "recalibrate_from": "previous",
               "keep_best": False},
+    # the default strategy, every round's recalibration adopted (keep_best off)
+    "adopt_every_round": {"keep_best": False},
 }
 #: Records of earlier cleaners lack the field: 1 queried only the noisy pool; 2 queries the pool of
 #: ActiveLabelCleaner's default (every sample not yet answered); 3 also keeps a round's recalibration
 #: only when it validates at least as well as the model in use (keep_best); 4 ranks by default with the
-#: normalized margin over training (strategy "training_margin").
-CLEANER_VERSION = 4
+#: normalized margin over training (strategy "training_margin"); 5 scores the model the cleaner
+#: delivers (before, "test" held the last round's recalibration even when keep_best refused it).
+CLEANER_VERSION = 5
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
@@ -490,14 +495,12 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         rounds = report.rounds
         queried = sum(r["n_queried"] for r in rounds[1:])
         wrong = sum((r["relabel_precision"] or 0.0) * r["n_queried"] for r in rounds[1:])
-        curve = [
-            {k: r.get(k) for k in ("round", "labels_spent", "noisy_remaining", "test_balanced_accuracy",
-                                    "test_macro_f1", "test_mcc", "relabel_precision")}
-            for r in rounds
-        ]
         last = rounds[-1]
-        # what decision="balanced" predicts after cleaning: class_prior_ stays that of the given labels
-        final_corrected = _test_metrics(cleaner.estimator_, exp, exp.y_given)[BALANCED_DECISION]
+        # the model the cleaner delivers: keep_best may have refused the last round's recalibration,
+        # whose scores the last round still records. decision="balanced": the prior of the given labels
+        delivered = _test_metrics(cleaner.estimator_, exp, exp.y_given)
+        _, kept = report.accuracy_in_use()
+        adopted = np.maximum.accumulate(np.where(kept, np.arange(len(rounds)), 0))
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "pool": cleaner.pool, "keep_best": cleaner.keep_best,
@@ -509,11 +512,21 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             "phase1_ranked_list": ranked_lists[default_strategy],
             "phase1_ranked_strategy": default_strategy,
             "phase1_ranked_lists": ranked_lists,
-            "test": {**{k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")},
-                     BALANCED_DECISION: final_corrected},
+            "test": {k: delivered[k] for k in ("balanced_accuracy", "macro_f1", "mcc", BALANCED_DECISION)},
+            # the last round's recalibration, adopted or not (what keep_best=False would deliver)
+            "last_candidate_test": {
+                k: last.get(f"test_{k}") for k in ("balanced_accuracy", "macro_f1", "mcc")
+            },
             "noisy_remaining": last["noisy_remaining"],
             "relabel_precision": wrong / queried if queried else None,
-            "curve": curve,
+            "curve": [
+                {**{k: r.get(k) for k in ("round", "labels_spent", "noisy_remaining",
+                                          "test_balanced_accuracy", "test_macro_f1", "test_mcc",
+                                          "relabel_precision")},
+                 "model_kept": bool(kept[i]),
+                 "test_balanced_accuracy_in_use": rounds[adopted[i]].get("test_balanced_accuracy")}
+                for i, r in enumerate(rounds)
+            ],
         }
         out["phase2"].append(rec)
         done.add(_key(rec, PHASE2_KEY))
@@ -521,7 +534,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         precision = "-" if rec["relabel_precision"] is None else f"{rec['relabel_precision']:.2f}"
         print(
             f"  phase 2 {strat:<12} budget {frac:.0%} ({last['labels_spent']} labels): test bal-acc "
-            f"{rounds[0]['test_balanced_accuracy']:.3f} -> {last['test_balanced_accuracy']:.3f}, noisy "
+            f"{rounds[0]['test_balanced_accuracy']:.3f} -> {rec['test']['balanced_accuracy']:.3f}, noisy "
             f"{rounds[0]['noisy_remaining']} -> {last['noisy_remaining']}, relabel prec "
             f"{precision} ({rt.seconds:.0f} s)",
             flush=True,

@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "random_query": "strategies",
     "uncertain_mislabel_query": "strategies",
     "training_margin_query": "strategies",
+    "informative_mislabel_query": "strategies",
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",

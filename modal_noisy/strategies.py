@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,13 @@ from sklearn.utils import check_random_state
 
 from modal_noisy import scoring
 from modal_noisy._inference import is_skorch_net, mc_dropout_proba, penultimate_features, predict_proba
-from modal_noisy._validation import check_choice, check_finite_input, check_labels, check_positive_int
+from modal_noisy._validation import (
+    check_choice,
+    check_finite_input,
+    check_fraction,
+    check_labels,
+    check_positive_int,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -53,6 +60,7 @@ __all__ = [
     "coreset_query",
     "entropy_query",
     "get_strategy",
+    "informative_mislabel_query",
     "keywords_for",
     "least_confidence_query",
     "loss_noisy_query",
@@ -67,7 +75,7 @@ RandomState = int | np.random.RandomState | None
 Strategy = Callable[..., np.ndarray]
 
 # Keywords holding one entry per pool sample (class_balanced hands each class its slice).
-_PER_SAMPLE_KWARGS = ("labels", "pred_probs", "vog", "pool_indices", "features")
+_PER_SAMPLE_KWARGS = ("labels", "pred_probs", "training_proba", "vog", "pool_indices", "features")
 
 # Every option a built-in strategy may take: its default and its numpydoc entry, written once.
 _OPTIONS: dict[str, tuple[Any, str]] = {
@@ -125,6 +133,17 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
         None,
         "pred_probs : array-like of shape (n_pool, n_classes), optional\n"
         "    Precomputed probabilities of the pool (the model is then not called).",
+    ),
+    "training_proba": (
+        None,
+        "training_proba : array-like of shape (n_pool, n_classes), optional\n"
+        "    The pool's probabilities averaged over training, instead of the estimator's\n"
+        "    ``training_proba_`` (for any estimator).",
+    ),
+    "candidates": (
+        2.0,
+        "candidates : float >= 1, default=2\n"
+        "    Size of the shortlist, in multiples of ``n_instances``.",
     ),
 }
 
@@ -441,6 +460,27 @@ def _training_margin(pool: _Pool) -> np.ndarray:
     return scoring.label_quality_scores(probs, pool.labels, method="normalized_margin")
 
 
+def _informative_mislabel_picks(pool: _Pool, k: int) -> np.ndarray:
+    record = _training_record(
+        pool.estimator, "training_proba_", "training_proba", pool.size, pool.options["training_proba"],
+        pool.options["pool_indices"], "informative_mislabel_query",
+    )
+    factor = check_fraction(
+        pool.options["candidates"], "candidates", low=1.0, high=float("inf"), high_inclusive=False
+    )
+    margin = scoring.label_quality_scores(record, pool.labels, method="normalized_margin")
+    size = min(pool.size, math.ceil(factor * k))
+    shortlist = scoring.top_k(margin, size, largest=False, random_state=pool.rng)
+    # only the shortlist is predicted: the current model's opinion of the rest is not needed
+    given = pool.options["pred_probs"]
+    if given is not None:
+        _check_length(np.asarray(given), pool.size, "pred_probs")
+        given = np.asarray(given)[shortlist]
+    probs = _pred_probs(pool.estimator, _take(pool.X, shortlist), len(shortlist), given)
+    order = scoring.top_k(scoring.entropy_scores(probs), k, largest=True, random_state=pool.rng)
+    return shortlist[order].astype(np.int64)
+
+
 def _vog_noisy(pool: _Pool) -> np.ndarray:
     vog = _resolve_vog(pool.estimator, pool.size, pool.options["vog"], pool.options["pool_indices"])
     loss = scoring.loss_scores(pool.pred_probs(), pool.labels)
@@ -600,6 +640,30 @@ training_margin_query = _make_strategy(
         "    ``pred_probs=``"
     ),
     x_pool_doc="The pool (not used: the scores come from the training record).",
+)
+informative_mislabel_query = _make_strategy(
+    "informative_mislabel_query",
+    select=_informative_mislabel_picks,
+    needs_labels=True,
+    options=("pool_indices", "training_proba", "pred_probs", "candidates"),
+    size_from=("training_proba", "labels"),
+    summary="Likely mislabelled by the record of training, then least certain now: fixes that teach.",
+    details=(
+        "Shortlists the ``ceil(candidates * n_instances)`` samples with the lowest normalized margin of\n"
+        "    the given label over training (what :func:`training_margin_query` ranks first), then returns\n"
+        "    the ``n_instances`` of them whose current prediction has the highest entropy\n"
+        "    (:func:`modal_noisy.scoring.entropy_scores`). The shortlist keeps the answers precise (most\n"
+        "    of them fix a wrong label); the entropy spends them on the samples the model is unsure of,\n"
+        "    where a fixed label changes it, rather than on those it already gives their true class.\n"
+        "    ``candidates=1`` picks what :func:`training_margin_query` picks. ``training_proba=``\n"
+        "    replaces the record and ``pred_probs=`` the current prediction (then ``X_pool`` may be\n"
+        "    ``None``)."
+    ),
+    classifier_doc=(
+        "modAL learner or estimator with ``training_proba_`` (``CoTeachingClassifier``) and\n"
+        "    ``predict_proba``, unless ``training_proba=`` and ``pred_probs=``"
+    ),
+    random_state_doc="Tie breaking.",
 )
 vog_noisy_query = _make_strategy(
     "vog_noisy_query",
@@ -821,6 +885,7 @@ STRATEGIES: dict[str, Strategy] = {
     "cleanlab_margin": _cleanlab_margin_query,
     "uncertain_mislabel": uncertain_mislabel_query,
     "training_margin": training_margin_query,
+    "informative_mislabel": informative_mislabel_query,
 }
 
 # Full function names are accepted too ("vog_noisy_query", "entropy_query", ...).

@@ -22,6 +22,7 @@ from modal_noisy.strategies import (
     coreset_query,
     entropy_query,
     get_strategy,
+    informative_mislabel_query,
     keywords_for,
     least_confidence_query,
     loss_noisy_query,
@@ -37,6 +38,7 @@ NEEDS_LABELS = {
     "vog": vog_noisy_query,
     "cleanlab": cleanlab_query,
     "training_margin": training_margin_query,
+    "informative_mislabel": informative_mislabel_query,
 }
 
 
@@ -101,8 +103,8 @@ CASES = [
     (name, kind)
     for name in STRATEGIES
     for kind in ("skorch", "sklearn")
-    # BALD needs dropout, training_margin a training record: tested as errors below
-    if not (name in ("bald", "training_margin") and kind == "sklearn")
+    # BALD needs dropout, the training-record strategies a record: tested as errors below
+    if not (name in ("bald", "training_margin", "informative_mislabel") and kind == "sklearn")
 ]
 
 
@@ -152,6 +154,7 @@ OWN_OPTIONS = {
     "cleanlab_margin": {"method", "pred_probs"},
     "uncertain_mislabel": {"pred_probs"},
     "training_margin": {"pool_indices", "pred_probs"},
+    "informative_mislabel": {"pool_indices", "training_proba", "pred_probs", "candidates"},
 }
 ALL_OPTIONS = set().union(*OWN_OPTIONS.values())
 
@@ -538,3 +541,84 @@ def test_training_margin_checks_pool_indices_against_the_record(data, net_learne
         training_margin_query(net_learner, X[:3], 3, labels=y[:3], pool_indices=np.array([0, 1, 600]))
     with pytest.raises(ValueError, match=r"has 520 entries but the pool has 300 samples"):
         training_margin_query(net_learner, X[POOL], 3, labels=y[POOL])
+
+
+# --------------------------------------------------------------------------------------------------
+# informative_mislabel: the training record's shortlist, the current model's uncertainty
+# --------------------------------------------------------------------------------------------------
+
+
+def _pool_probabilities(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(np.full(10, 0.5), size=len(POOL))
+
+
+def test_informative_mislabel_takes_the_most_uncertain_of_the_shortlist(data):
+    _, y = data
+    record, current = _pool_probabilities(2), _pool_probabilities(3)
+    idx = informative_mislabel_query(
+        None, None, 8, labels=y[POOL], training_proba=record, pred_probs=current, random_state=0
+    )
+    margin = scoring.label_quality_scores(record, y[POOL], method="normalized_margin")
+    shortlist = np.argsort(margin, kind="stable")[:16]  # candidates=2: twice n_instances
+    entropy = scoring.entropy_scores(current)
+    expected = shortlist[np.argsort(-entropy[shortlist], kind="stable")[:8]]
+    np.testing.assert_array_equal(idx, expected)
+    # the pick is not what either score alone would pick
+    assert set(idx) != set(np.argsort(margin, kind="stable")[:8])
+    assert set(idx) != set(np.argsort(-entropy, kind="stable")[:8])
+
+
+def test_informative_mislabel_spans_training_margin_and_entropy(data, net_learner):
+    X, y = data
+    current = _pool_probabilities(4)
+    keywords = dict(labels=y[POOL], pool_indices=POOL, pred_probs=current, random_state=0)
+    one = informative_mislabel_query(net_learner, X[POOL], 9, candidates=1, **keywords)
+    margin_picks = training_margin_query(net_learner, X[POOL], 9, labels=y[POOL], pool_indices=POOL)
+    assert set(one) == set(margin_picks)
+    everything = informative_mislabel_query(net_learner, X[POOL], 9, candidates=len(POOL), **keywords)
+    by_entropy = entropy_query(None, None, 9, pred_probs=current, random_state=0)
+    np.testing.assert_array_equal(everything, by_entropy)
+
+
+class _CountingModel:
+    """predict_proba that remembers how many rows it was asked about."""
+
+    def __init__(self, record: np.ndarray) -> None:
+        self.training_proba_ = record
+        self.rows: list[int] = []
+
+    def predict_proba(self, X):
+        self.rows.append(len(X))
+        return np.full((len(X), 10), 0.1)
+
+
+def test_informative_mislabel_predicts_the_shortlist_only(data):
+    X, y = data
+    model = _CountingModel(_pool_probabilities(5))
+    idx = informative_mislabel_query(model, X[POOL], 10, labels=y[POOL], candidates=2.5, random_state=0)
+    assert model.rows == [25] and len(idx) == 10
+
+
+@pytest.mark.parametrize("bad", [0.5, float("inf"), float("nan"), "2", True])
+def test_informative_mislabel_rejects_a_bad_candidates_factor(bad, data):
+    _, y = data
+    with pytest.raises(ValueError, match=r"candidates must be"):
+        informative_mislabel_query(
+            None, None, 3, labels=y[POOL], training_proba=_pool_probabilities(6),
+            pred_probs=_pool_probabilities(7), candidates=bad,
+        )
+
+
+def test_informative_mislabel_without_a_record_says_how_to_give_one(data, lr_learner):
+    X, y = data
+    flat = X[POOL].reshape(len(POOL), -1)
+    with pytest.raises(ValueError, match=r"informative_mislabel_query: LogisticRegression has no "
+                                         r"training_proba_\. .*training_proba="):
+        informative_mislabel_query(lr_learner, flat, 3, labels=y[POOL])
+
+
+def test_informative_mislabel_runs_per_class(data, net_learner):
+    X, y = data
+    balanced = class_balanced(informative_mislabel_query)
+    idx = balanced(net_learner, X[POOL], 10, labels=y[POOL], pool_indices=POOL, random_state=0)
+    assert len(np.unique(idx)) == 10 and len(np.unique(y[POOL][idx])) == 10
