@@ -60,20 +60,25 @@ STRATEGY_LABELS = {
     "cleanlab_margin": "cleanlab (normalized margin)",
     "uncertain_mislabel": "uncertain and likely mislabelled",
     "training_margin": "normalized margin over training (training_margin)",
+    "informative_mislabel": "likely mislabelled over training, then uncertain (informative_mislabel)",
     "cb_entropy": "class-balanced entropy",
     "cb_loss": "class-balanced loss",
     "cb_vog": "class-balanced VoG-and-loss (ours)",
     "cb_cleanlab": "class-balanced cleanlab",
     "paper": "the paper's protocol (VoG-and-loss, noisy pool, network 1 continued)",
+    "adopt_every_round": "the default strategy, every recalibration adopted (keep_best=False)",
 }
 #: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION).
-DEFAULT_STRATEGY = {1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin"}
+DEFAULT_STRATEGY = {
+    1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "training_margin",
+}
 #: How records of an older cleaner are told apart in the titles.
 CLEANER_NOTES = {
     1: ", cleaner v1 (noisy pool only)",
     2: ", cleaner v2 (every recalibration adopted, keep_best=False)",
     3: ", cleaner v3 (ranked by cleanlab's normalized margin under the model in use)",
-    4: "",
+    4: ", cleaner v4 (test figures of the last round's recalibration, adopted by keep_best or not)",
+    5: "",
 }
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
@@ -379,11 +384,14 @@ def phase2_section(p2: list[dict]) -> list[str]:
         dkey = decision_key(records, "test")
         r0 = records[0]
         start_label = "ours" if start == "ours" else "ours, τ from a 5% random audit"
+        # cleaner v5 records also score the last round's recalibration, which keep_best may refuse
+        candidates = any(r.get("last_candidate_test") for r in records)
         head = [
             "model / strategy",
             "seeds",
             "test bal. acc.",
             *([DECISION_KEYS[dkey]] if dkey else []),
+            *(["last recalibration, adopted or not"] if candidates else []),
             "noisy labels remaining",
             "fixed per answer",
         ]
@@ -394,6 +402,7 @@ def phase2_section(p2: list[dict]) -> list[str]:
                 str(len(by_seed)),
                 fmt([get(r, "phase1", "balanced_accuracy") for r in by_seed.values()]),
                 *([fmt_partial([get(r, "phase1", dkey) for r in by_seed.values()])] if dkey else []),
+                *(["–"] if candidates else []),
                 fmt([r["phase1_noisy_remaining"] for r in by_seed.values()], ".1f"),
                 "–",
             ]
@@ -413,6 +422,8 @@ def phase2_section(p2: list[dict]) -> list[str]:
                     str(len(rs)),
                     fmt([get(r, "test", "balanced_accuracy") for r in rs]),
                     *([fmt_partial([get(r, "test", dkey) for r in rs])] if dkey else []),
+                    *([fmt([get(r, "last_candidate_test", "balanced_accuracy") for r in rs])]
+                      if candidates else []),
                     fmt([r["noisy_remaining"] for r in rs], ".1f"),
                     fmt([r["relabel_precision"] for r in rs], ".2f"),
                 ]
@@ -1017,7 +1028,8 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
     lines += [
         "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds (cleaner v1: "
         "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: v2 with "
-        "`keep_best`; v4: today's defaults, v3 ranked by the normalized margin over training):",
+        "`keep_best`; v4: v3 ranked by the normalized margin over training, scoring the last round's "
+        "recalibration; v5: v4 scoring the model the cleaner delivers):",
         "",
         *table(
             [
