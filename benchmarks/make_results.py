@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, load_json, mean_std, write_json
+from keep_best import delivered
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
@@ -152,7 +153,9 @@ def load(results_dir: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     return out
 
 
-EXPERIMENTS = ("clean_upper_bound", "noise_estimate", "quality", "recipe_search", "scale", "speed")
+EXPERIMENTS = (
+    "clean_upper_bound", "keep_best", "noise_estimate", "quality", "recipe_search", "scale", "speed",
+)
 
 
 def experiment_of(path: Path) -> str:
@@ -633,6 +636,34 @@ def noise_estimate_section(runs: list[tuple[str, dict]]) -> list[str]:
             "",
         ]
     return ["## The noise-rate estimate (`noise_estimate.py`)", "", *lines] if lines else []
+
+
+def keep_best_section(runs: list[tuple[str, dict]]) -> list[str]:
+    lines = []
+    for label, run in runs:
+        by_set: dict[str, list[dict]] = defaultdict(list)
+        for r in run["records"]:
+            by_set[r["dataset"]].append(r)
+        rules = list(delivered(run["records"][0])) if run["records"] else []
+        rows = []
+        for dataset, rs in by_set.items():
+            scores = [delivered(r) for r in rs]
+            rows.append([dataset, str(len(rs)), str(rs[0]["n_val"]),
+                         *(fmt([s[rule] for s in scores]) for rule in rules)])
+        lines += [
+            f"### From {label}",
+            "",
+            f"Command: `{run['header']['command']}`. Test balanced accuracy of the model the cleaner ends "
+            "with under each adoption rule, on the same candidates (the default strategy, "
+            f"{run['config']['budget']:.0%} budget in {run['config']['rounds']} rounds, "
+            f"{run['config']['recal_epochs']} recalibration epochs, symmetric noise 0.4). strict = today's "
+            "`keep_best=True`; paired z = refuse only a candidate more than z standard errors of the paired "
+            "validation difference below the model in use; always = `keep_best=False`.",
+            "",
+            *table(["data", "seeds", "validation samples", *rules], rows),
+            "",
+        ]
+    return ["## Which recalibrations to adopt (`keep_best.py`)", "", *lines] if lines else []
 
 
 RECIPE_METRICS = (
@@ -1163,6 +1194,7 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
         *phase2_section(p2),
         *ranked_list_section(p1, p2),
     ]
+    lines += keep_best_section(loaded.get("keep_best", []))
     lines += ceiling_section(loaded.get("clean_upper_bound", []))
     lines += noise_estimate_section(loaded.get("noise_estimate", []))
     lines += recipe_search_section(loaded.get("recipe_search", []))
