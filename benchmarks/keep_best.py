@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from modal_noisy.metrics import paired_balanced_accuracy_difference
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
@@ -53,20 +55,6 @@ SCHEDULES = {"digits-LT": (30, 10), "RetinaMNIST": (20, 5), "HAM10000-8x8": (20,
 Z_VALUES = (0.5, 1.0, 2.0)
 
 
-def paired_difference(y: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
-    """Balanced-accuracy difference ``after - before`` on the same samples and its standard error."""
-    classes = np.unique(y)
-    k = len(classes)
-    difference, variance = 0.0, 0.0
-    for c in classes:
-        members = y == c
-        per_sample = (after[members] == c).astype(float) - (before[members] == c).astype(float)
-        difference += per_sample.mean() / k
-        if members.sum() > 1:
-            variance += per_sample.var(ddof=1) / members.sum() / k**2
-    return difference, float(np.sqrt(variance))
-
-
 def adopted_rounds(y_val: np.ndarray, decisions: list[np.ndarray], val_scores: list[float], rule: str,
                    z: float = 0.0) -> list[bool]:
     """Whether each round (round 0 = phase 1, always) is adopted under ``rule``."""
@@ -77,7 +65,7 @@ def adopted_rounds(y_val: np.ndarray, decisions: list[np.ndarray], val_scores: l
         elif rule == "strict":
             ok = val_scores[r] >= val_scores[best]
         else:
-            difference, stderr = paired_difference(y_val, decisions[best], decisions[r])
+            difference, stderr = paired_balanced_accuracy_difference(y_val, decisions[best], decisions[r])
             ok = difference >= -z * stderr
         kept.append(ok)
         if ok:

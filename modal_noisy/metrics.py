@@ -9,6 +9,8 @@ The cleaning report that tabulates these metrics per round lives in :mod:`modal_
 - :func:`selection_metrics` — how good a "clean set" is: precision, recall and per-class clean
   retention (does the selection keep the rare classes?).
 - :func:`relabel_precision` — the share of queried labels that were wrong (budget well spent).
+- :func:`paired_balanced_accuracy_difference` — how much better one model's decisions are than
+  another's on the same samples, with the standard error of that difference.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from modal_noisy.decision import prior_corrected_predict
 
 __all__ = [
     "classification_metrics",
+    "paired_balanced_accuracy_difference",
     "relabel_precision",
     "selection_metrics",
 ]
@@ -204,3 +207,43 @@ def relabel_precision(queried_indices: object, given_labels: object, y_true: obj
             f"queried_indices must lie in [0, {given.size}) (got {int(idx.min())}..{int(idx.max())})"
         )
     return _ratio(np.count_nonzero(given[idx] != truth[idx]), idx.size)
+
+
+def paired_balanced_accuracy_difference(
+    y_true: object, before: object, after: object
+) -> tuple[float, float]:
+    """Balanced accuracy of ``after`` minus that of ``before`` on the same samples, and its standard error.
+
+    The two sets of decisions are compared sample by sample: within class ``c`` (``n_c`` samples) the
+    per-sample change in correctness has variance ``s_c²``, and the difference of the two balanced
+    accuracies, a mean over the ``K`` classes present of the per-class recall differences, has
+    variance ``sum_c s_c² / n_c / K²``. Pairing makes the error far smaller than that of two separate
+    scores when the models agree on most samples, which is what lets a small validation split tell a
+    real loss from noise.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (n_samples,)
+    before, after : array-like of int, shape (n_samples,)
+        Predicted classes of the two models.
+
+    Returns
+    -------
+    (float, float)
+        The difference and its standard error (0 where every class has a single sample).
+    """
+    y = check_labels(y_true, "y_true")
+    before = check_labels(before, "before")
+    after = check_labels(after, "after")
+    check_same_length(y, before, "y_true", "before")
+    check_same_length(y, after, "y_true", "after")
+    classes = np.unique(y)
+    difference, variance = 0.0, 0.0
+    for c in classes:
+        members = y == c
+        change = (after[members] == c).astype(np.float64) - (before[members] == c).astype(np.float64)
+        difference += change.mean()
+        if members.sum() > 1:
+            variance += change.var(ddof=1) / members.sum()
+    k = max(len(classes), 1)
+    return float(difference / k), float(math.sqrt(variance) / k)

@@ -13,6 +13,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 
 from modal_noisy.metrics import (
     classification_metrics,
+    paired_balanced_accuracy_difference,
     relabel_precision,
     selection_metrics,
 )
@@ -163,3 +164,21 @@ def test_metrics_is_a_leaf_module():
         "modal_noisy.cleaning", "modal_noisy.strategies", "modal_noisy.training",
     }
     assert not imported & forbidden, imported & forbidden
+
+
+def test_paired_difference_is_the_balanced_accuracy_difference_with_its_error():
+    Y = np.array([0, 0, 0, 0, 1, 1])
+    before = np.array([0, 0, 1, 1, 1, 0])  # recalls 0.5, 0.5
+    after = np.array([0, 0, 0, 1, 1, 1])  # recalls 0.75, 1.0
+    difference, stderr = paired_balanced_accuracy_difference(Y, before, after)
+    assert difference == pytest.approx((0.75 + 1.0) / 2 - 0.5)
+    # class 0: per-sample changes (0, 0, 1, 0), class 1: (0, 1); variances over class sizes, 1/K² weights
+    expected = np.sqrt((np.var([0, 0, 1, 0], ddof=1) / 4 + np.var([0, 1], ddof=1) / 2) / 4)
+    assert stderr == pytest.approx(expected)
+    assert paired_balanced_accuracy_difference(Y, before, before) == (0.0, 0.0)
+
+
+
+def test_paired_difference_checks_lengths():
+    with pytest.raises(ValueError, match=r"y_true and after must have the same length \(got 3 and 2\)"):
+        paired_balanced_accuracy_difference([0, 1, 1], [0, 1, 0], [0, 1])
