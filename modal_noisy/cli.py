@@ -96,6 +96,11 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
         help="adopt a round's recalibrated model only if it scores at least as well on the validation "
         "split as the model in use (--no-keep-best: always adopt it, the paper)",
     )
+    parser.add_argument(
+        "--keep-best-tolerance", type=float, default=d.keep_best_tolerance, metavar="Z",
+        help="with --keep-best, adopt a recalibration unless it scores more than Z standard errors of "
+        "the paired validation difference below the model in use (default: %(default)s)",
+    )
     parser.add_argument("--budget-per-round", type=int, default=d.budget_per_round, help="labels per round")
     parser.add_argument("--rounds", type=int, default=d.rounds)
     parser.add_argument(

@@ -75,7 +75,7 @@ class RunConfig:
     max_epochs, selection, class_aware, forget_rate, decision, device
         Phase 1: the :class:`~modal_noisy.CoTeachingClassifier` parameters of the same names.
     strategy, pool, budget_per_round, rounds, audit_size, recalibration_epochs, lr, momentum, weight_decay, \
-recalibrate, recalibrate_from, keep_best
+recalibrate, recalibrate_from, keep_best, keep_best_tolerance
         Phase 2: the :class:`~modal_noisy.cleaning.ActiveLabelCleaner` parameters of the same names.
     random_state : int, default=0
         Seeds the split, the noise, the estimator and the cleaner.
@@ -104,6 +104,7 @@ recalibrate, recalibrate_from, keep_best
     recalibrate: str = "both"
     recalibrate_from: str = "phase1"
     keep_best: bool = True
+    keep_best_tolerance: float = 0.0
     random_state: int = 0
 
     def __post_init__(self) -> None:

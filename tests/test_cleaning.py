@@ -100,6 +100,13 @@ def test_a_fitted_cleaner_pickles_and_clones_unfitted(experiment, reference_run)
     assert not hasattr(clone(cleaner), "labels_")
 
 
+def test_resume_reads_a_journal_written_before_keep_best_tolerance(experiment, tmp_path):
+    settings = ActiveLabelCleaner(_tiny_estimator(experiment), **TINY)._settings()
+    del settings["keep_best_tolerance"]
+    params = ActiveLabelCleaner._params_from_header(settings, tmp_path / "journal.jsonl")
+    assert params["keep_best_tolerance"] == 0.0  # what those journals' runs did
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -137,9 +144,10 @@ def test_resume_refuses_a_journal_header_of_another_version(experiment, tmp_path
         ({"strategy": "uncertainty"}, r"strategy must be one of .*'entropy'.*'vog'.* \(got 'uncertainty'\)"),
         ({"pool": "clean"}, r"pool must be one of 'all', 'noisy' \(got 'clean'\)"),
         ({"keep_best": "yes"}, r"keep_best must be True or False \(got 'yes'\)"),
+        ({"keep_best_tolerance": -1.0}, r"keep_best_tolerance must be in \[0, inf\) \(got -1.0\)"),
     ],
     ids=["budget>pool", "total-budget>pool", "rounds<1", "budget<1", "epochs<1", "audit<0",
-         "audit+budget>pool", "unknown-strategy", "unknown-pool", "keep_best-not-bool"],
+         "audit+budget>pool", "unknown-strategy", "unknown-pool", "keep_best-not-bool", "tolerance<0"],
 )
 def test_bad_settings_rejected_before_any_work(experiment, change, message):
     settings = {**TINY, **change}
@@ -248,19 +256,26 @@ class _RuinedByFineTuning(CoTeachingClassifier):
         return self
 
 
-@pytest.mark.parametrize("keep_best", [True, False])
-def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best):
+@pytest.mark.parametrize(
+    ("keep_best", "tolerance", "adopted"),
+    [(True, 0.0, False), (False, 0.0, True), (True, 1.0, False), (True, 1e6, True)],
+    ids=["keep_best", "always", "tolerance-1", "tolerance-huge"],
+)
+def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best, tolerance,
+                                                                      adopted):
     estimator = _tiny_estimator(experiment, _RuinedByFineTuning)
-    cleaner = ActiveLabelCleaner(estimator, keep_best=keep_best, budget_per_round=20, rounds=2,
-                                 recalibration_epochs=1, random_state=0, verbose=0)
+    cleaner = ActiveLabelCleaner(estimator, keep_best=keep_best, keep_best_tolerance=tolerance,
+                                 budget_per_round=20, rounds=2, recalibration_epochs=1, random_state=0,
+                                 verbose=0)
     cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
                 **_fit_kwargs(experiment))
     rounds = cleaner.report_.rounds
     # the wrecked candidates predict one class: far below phase 1 on the validation split
     assert all(r["balanced_accuracy"] < rounds[0]["balanced_accuracy"] - 0.3 for r in rounds[1:])
-    assert [r["model_kept"] for r in rounds[1:]] == [not keep_best] * 2
+    # a loss of that size is many standard errors of the paired difference: a tolerance of 1 refuses it
+    assert [r["model_kept"] for r in rounds[1:]] == [adopted] * 2
     final = balanced_accuracy_score(experiment.y_val, cleaner.estimator_.predict(experiment.X_val))
-    if keep_best:  # phase 1's model ranked both rounds and is the one returned
+    if not adopted:  # phase 1's model ranked both rounds and is the one returned
         assert final == pytest.approx(rounds[0]["balanced_accuracy"])
     else:
         assert final == pytest.approx(rounds[-1]["balanced_accuracy"])

@@ -37,6 +37,7 @@ from modal_noisy._validation import (
     check_finite_array,
     check_fraction,
     check_labels,
+    check_nonnegative,
     check_positive_int,
     check_same_length,
 )
@@ -44,7 +45,8 @@ from modal_noisy.cleaning.audit import NoiseAudit, audit_noise_rate, draw_audit
 from modal_noisy.cleaning.journal import RelabelJournal
 from modal_noisy.cleaning.report import CleaningReport
 from modal_noisy.cleaning.session import CleaningSession
-from modal_noisy.metrics import classification_metrics, selection_metrics
+from modal_noisy.decision import prior_corrected_predict
+from modal_noisy.metrics import classification_metrics, paired_balanced_accuracy_difference, selection_metrics
 from modal_noisy.strategies import STRATEGIES, get_strategy, keywords_for
 
 __all__ = ["ActiveLabelCleaner"]
@@ -64,8 +66,11 @@ CLEANER_SETTINGS = (
     "recalibrate",
     "recalibrate_from",
     "keep_best",
+    "keep_best_tolerance",
     "random_state",
 )
+#: Settings added after journals were first written, with the value that reproduces those journals.
+_LATER_SETTINGS = {"keep_best_tolerance": 0.0}
 #: What the journal's header records beside the settings above: which estimator ran phase 1.
 _ESTIMATOR_SETTINGS = ("estimator", "estimator_random_state")
 
@@ -183,6 +188,13 @@ class ActiveLabelCleaner(BaseEstimator):
         ``estimator_``). Each round's record holds the candidate's metrics and ``model_kept``.
         Fine-tuning on a small clean set can fall below phase 1 where the network fits the data
         poorly; ``False`` always adopts the recalibration (the paper).
+    keep_best_tolerance : float >= 0, default=0.0
+        With ``keep_best``, how far below the model in use a candidate may score on the validation
+        split and still be adopted, in standard errors of the paired difference of their balanced
+        accuracies (:func:`modal_noisy.metrics.paired_balanced_accuracy_difference`). ``0`` adopts
+        only a candidate that scores at least as well. On a small validation split the balanced
+        accuracy of the rare classes rests on a handful of samples, so a candidate that is better on
+        the whole can score lower there; a tolerance refuses only a loss the split can tell from noise.
     journal : str or Path, optional
         JSONL file receiving every accepted relabel (fsync'ed) and each round's metrics. Without it
         nothing survives a crash. The fitted phase-1 model is saved beside it (``<journal>.phase1.pt``)
@@ -229,6 +241,7 @@ class ActiveLabelCleaner(BaseEstimator):
         recalibrate: str = "both",
         recalibrate_from: str = "phase1",
         keep_best: bool = True,
+        keep_best_tolerance: float = 0.0,
         journal: str | Path | None = None,
         random_state: int | None = None,
         verbose: int = 1,
@@ -246,6 +259,7 @@ class ActiveLabelCleaner(BaseEstimator):
         self.recalibrate = recalibrate
         self.recalibrate_from = recalibrate_from
         self.keep_best = keep_best
+        self.keep_best_tolerance = keep_best_tolerance
         self.journal = journal
         self.random_state = random_state
         self.verbose = verbose
@@ -349,6 +363,7 @@ class ActiveLabelCleaner(BaseEstimator):
     @classmethod
     def _params_from_header(cls, settings: dict[str, Any], path: Path) -> dict[str, Any]:
         """The cleaner's parameters recorded in a journal header; other or missing keys are refused."""
+        settings = {**_LATER_SETTINGS, **settings}
         expected = set(CLEANER_SETTINGS) | set(_ESTIMATOR_SETTINGS)
         unknown = sorted(set(settings) - expected)
         missing = sorted(expected - set(settings))
@@ -398,6 +413,7 @@ class ActiveLabelCleaner(BaseEstimator):
         check_choice(self.recalibrate, "recalibrate", ("both", "first"))
         check_choice(self.recalibrate_from, "recalibrate_from", ("phase1", "previous"))
         check_bool(self.keep_best, "keep_best")
+        check_nonnegative(self.keep_best_tolerance, "keep_best_tolerance")
 
     def _validate_settings(self) -> None:
         self._check_params()
@@ -497,8 +513,7 @@ class ActiveLabelCleaner(BaseEstimator):
             class_names=[str(c) for c in range(n_classes)],
         )
         nothing = np.zeros(0, dtype=np.int64)
-        entry = self._evaluate(estimator, inputs, labels.round_record(0, nothing, nothing), started)
-        best_score = entry["balanced_accuracy"]
+        entry, in_use = self._evaluate(estimator, inputs, labels.round_record(0, nothing, nothing), started)
         self._record(report, entry)
 
         exhausted = False
@@ -524,13 +539,15 @@ class ActiveLabelCleaner(BaseEstimator):
             old = labels.relabel(queried, answers)
             start = estimator if phase1_model is None else phase1_model
             candidate = self._recalibrate(start, inputs.X, labels, clean_mask)
-            entry = self._evaluate(candidate, inputs, labels.round_record(round_index, queried, old), started)
+            entry, decisions = self._evaluate(
+                candidate, inputs, labels.round_record(round_index, queried, old), started
+            )
             entry["n_changed"] = int(np.sum(old != answers))
             # keep_best: a recalibration that scores worse on the clean validation split than the
-            # model in use is not adopted (it still ranks the next round's pool with the kept model)
-            entry["model_kept"] = not self.keep_best or entry["balanced_accuracy"] >= best_score
+            # model in use is not adopted (the kept model ranks the next round's pool)
+            entry["model_kept"] = self._adopts(inputs.y_val, in_use, decisions)
             if entry["model_kept"]:
-                estimator, best_score = candidate, entry["balanced_accuracy"]
+                estimator, in_use = candidate, decisions
             session.record_round(entry)
             self._record(report, entry)
 
@@ -598,19 +615,31 @@ class ActiveLabelCleaner(BaseEstimator):
             summary["selection"] = selection_metrics(clean_mask, is_noisy, inputs.y_true, n_classes=n_classes)
         return summary
 
+    def _adopts(self, y_val: np.ndarray, in_use: np.ndarray, candidate: np.ndarray) -> bool:
+        """Whether a candidate whose validation decisions are ``candidate`` replaces the model in use."""
+        if not self.keep_best:
+            return True
+        difference, stderr = paired_balanced_accuracy_difference(y_val, in_use, candidate)
+        # the small slack absorbs float rounding, so a tie is adopted as before
+        return difference >= -self.keep_best_tolerance * stderr - 1e-12
+
     @staticmethod
-    def _evaluate(estimator, inputs: _Inputs, entry: dict[str, Any], started: float) -> dict[str, Any]:
-        """``entry`` with the validation (and test) metrics of ``estimator`` and the time so far."""
+    def _evaluate(
+        estimator, inputs: _Inputs, entry: dict[str, Any], started: float
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """``entry`` with the validation (and test) metrics of ``estimator`` and the time so far, and
+        the estimator's decisions on the validation split."""
         # score the decisions the estimator's predict makes (decision="balanced" divides by a prior)
         prior = getattr(estimator, "decision_prior_", None)
-        entry.update(classification_metrics(inputs.y_val, estimator.predict_proba(inputs.X_val),
-                                            class_prior=prior))
+        val = estimator.predict_proba(inputs.X_val)
+        entry.update(classification_metrics(inputs.y_val, val, class_prior=prior))
+        decisions = np.asarray(val).argmax(axis=1) if prior is None else prior_corrected_predict(val, prior)
         if inputs.X_test is not None:
             test = classification_metrics(inputs.y_test, estimator.predict_proba(inputs.X_test),
                                           class_prior=prior)
             entry.update({f"test_{key}": value for key, value in test.items()})
         entry["time_s"] = round(time.perf_counter() - started, 3)
-        return entry
+        return entry, decisions
 
     def _record(self, report: CleaningReport, entry: dict[str, Any]) -> None:
         report.rounds.append(entry)
