@@ -38,7 +38,9 @@ def test_interval_ends_are_exact_at_the_extremes(wrong, low, high):
         assert audit.high == high and 0.8 < audit.low < 1
 
 
-@settings(max_examples=25, deadline=None)
+# derandomized: a coverage check fails by chance in a few of many random searches, and hypothesis
+# searches for exactly that; fixed examples make the suite reproducible
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(rate=st.sampled_from([0.1, 0.2, 0.4, 0.6]), seed=st.integers(0, 10_000))
 def test_random_audit_recovers_the_realised_rate(rate, seed):
     """The interval covers the training set's realised rate in (nearly) all of many seeded audits."""

@@ -11,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -283,13 +283,16 @@ def _listing(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _no_training(self, *args, **kwargs):
+    raise AssertionError("the command trained a network before refusing its input")
+
+
 def _invoke(argv, capsys):
-    started = time.monotonic()
-    with pytest.raises(SystemExit) as stopped:
+    """Run the CLI, failing the test if it starts training: bad input is refused before any work."""
+    with mock.patch.object(CoTeachingClassifier, "fit", _no_training), pytest.raises(SystemExit) as stopped:
         cli.main(argv)
-    elapsed = time.monotonic() - started
     captured = capsys.readouterr()
-    return stopped.value.code, captured.err, elapsed
+    return stopped.value.code, captured.err
 
 
 @pytest.mark.parametrize(("setup", "argv", "words"), [case[1:] for case in CLI_CASES],
@@ -302,8 +305,8 @@ def test_bad_cli_input_is_one_line_and_status_2(tmp_path, capsys, monkeypatch, s
     argv = [str(out) if arg == "OUT" else arg for arg in argv]
     if argv[0] == "run":
         argv = [*argv, *extra, "--out", str(out)]
-    code, err, elapsed = _invoke(argv, capsys)
-    assert code == 2 and elapsed < 10
+    code, err = _invoke(argv, capsys)
+    assert code == 2
     assert err.count("\n") == 1 and err.startswith(f"modal-noisy {argv[0]}: error: "), err
     assert "Traceback" not in err
     assert all(word in err for word in words), err
@@ -314,8 +317,7 @@ def test_bad_cli_input_is_one_line_and_status_2(tmp_path, capsys, monkeypatch, s
 def test_a_journal_held_by_another_run_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     with RelabelJournal(out / "journal.jsonl").lock():
-        code, err, elapsed = _invoke(["run", "--digits", *TINY_RUN, "--out", str(out)], capsys)
-    assert elapsed < 10
+        code, err = _invoke(["run", "--digits", *TINY_RUN, "--out", str(out)], capsys)
     assert code == 2 and err.count("\n") == 1 and "in use by another run" in err and "journal" in err
     assert not (out / "settings.json").exists() and not (out / "journal.jsonl").exists()
 
@@ -339,12 +341,12 @@ def test_a_read_only_out_folder_is_refused(tmp_path, capsys):
     ids=["device", "seed"],
 )
 def test_the_console_script_reports_one_line(tmp_path, argv):
-    """The installed script, end to end: status 2, one line, no traceback, quickly."""
-    started = time.monotonic()
-    result = subprocess.run([SCRIPT, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    """The installed script, end to end: status 2, one line, no traceback, nothing trained or written."""
+    result = subprocess.run([SCRIPT, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()})
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert time.monotonic() - started < 10 and list(tmp_path.iterdir()) == []
+    # refused before any work: no epoch table on stdout, no file in the working folder
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------ warnings: the run goes on, with a word
