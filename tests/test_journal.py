@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -56,11 +57,22 @@ def test_fingerprint_rejects_object_arrays():
         dataset_fingerprint(np.array([object()]), np.zeros(1))
 
 
-def test_fingerprint_is_fast_for_100mb():
+def _best_of_three(work) -> float:
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_fingerprint_runs_at_the_speed_of_one_sha256_pass():
     X = np.ones((100, 1, 512, 512), dtype=np.float32)  # 105 MB
-    start = time.perf_counter()
-    dataset_fingerprint(X, np.zeros(100, dtype=np.int64))
-    assert time.perf_counter() - start < 3.0
+    y = np.zeros(100, dtype=np.int64)
+    # side by side, so the load of the machine hits both alike: chunking must not cost a second pass
+    ours = _best_of_three(lambda: dataset_fingerprint(X, y))
+    plain = _best_of_three(lambda: hashlib.sha256(X.view(np.uint8)).hexdigest())
+    assert ours < 2 * plain, f"fingerprint {ours:.3f}s, one sha256 pass {plain:.3f}s"
 
 
 # ------------------------------------------------------------------ start
