@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     path = args.out
     out: dict[str, Any] = load_json(path) if path.is_file() else {"records": []}
+    if "header" in out:  # a rerun continues the file: the earlier commands stay on record
+        out["previous_commands"] = [*out.get("previous_commands", []), out["header"]["command"]]
     out["header"] = header()
     out["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     done = {(r["dataset"], r["seed"]) for r in out["records"]}
