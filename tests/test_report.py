@@ -160,6 +160,17 @@ def test_markdown_table(report):
     assert row1["bal acc"] == "0.750" and row1["min recall"] == "0.600" and row1["noisy left"] == "22"
 
 
+def test_markdown_says_which_recalibrations_were_adopted():
+    rounds = [{"round": 0, "balanced_accuracy": 0.6},
+              {"round": 1, "balanced_accuracy": 0.5, "model_kept": False},
+              {"round": 2, "balanced_accuracy": 0.7, "model_kept": True}]
+    table = CleaningReport(rounds=rounds).to_markdown().splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    adopted = [dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))["adopted"]
+               for row in table[2:]]
+    assert adopted == ["-", "no", "yes"]  # round 0 is phase 1: nothing to adopt
+
+
 def test_markdown_drops_empty_columns():
     report = CleaningReport(rounds=[{"round": 1, "labels_spent": 5, "balanced_accuracy": 0.5}])
     header = report.to_markdown().splitlines()[0]

@@ -50,6 +50,8 @@ _TABLE_COLUMNS = (
     ("n_changed", "changed", "d"),
     ("noisy_remaining", "noisy left", "d"),
     ("balanced_accuracy", "bal acc", ".3f"),
+    # whether keep_best adopted the round's recalibration (its scores are the candidate's either way)
+    ("model_kept", "adopted", "yes/no"),
     ("macro_f1", "macro F1", ".3f"),
     ("auroc", "AUROC", ".3f"),
     ("mcc", "MCC", ".3f"),
@@ -106,6 +108,8 @@ def _flatten(record: dict[str, Any], class_names: Sequence[str], prefix: str = "
 def _fmt(value: Any, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if spec == "yes/no":
+        return "yes" if value else "no"
     try:
         if spec == "d":
             return str(int(value))
