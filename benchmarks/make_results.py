@@ -1188,8 +1188,10 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
         "are neither bit-identical "
         "to CPU runs nor deterministic, so they get tables of their own. Cleaner versions: v1 queried "
         "only the samples phase 1 did not keep; v2 ranks every sample not yet answered and adopts every "
-        "recalibration; v3 (today's defaults, tables without a note) also keeps a round's recalibration "
-        "only when it validates at least as well as the model in use.",
+        "recalibration; v3 also keeps a round's recalibration only when it validates at least as well as "
+        "the model in use; v4 ranks by the normalized margin over training and scored the last round's "
+        "recalibration, adopted or not; v5 (today's defaults, tables without a note) scores the model the "
+        "cleaner delivers and shows the last recalibration beside it.",
         "",
         *phase2_section(p2),
         *ranked_list_section(p1, p2),
