@@ -653,7 +653,9 @@ def keep_best_section(runs: list[tuple[str, dict]]) -> list[str]:
         lines += [
             f"### From {label}",
             "",
-            f"Command: `{run['header']['command']}`. Test balanced accuracy of the model the cleaner ends "
+            "Commands (each continues the file): "
+            + "; ".join(f"`{c}`" for c in [*run.get("previous_commands", []), run["header"]["command"]])
+            + ". Test balanced accuracy of the model the cleaner ends "
             "with under each adoption rule, on the same candidates (the default strategy, "
             f"{run['config']['budget']:.0%} budget in {run['config']['rounds']} rounds, "
             f"{run['config']['recal_epochs']} recalibration epochs, symmetric noise 0.4). strict = today's "
