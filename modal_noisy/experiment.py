@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 from skorch import NeuralNetClassifier
 
 from modal_noisy._device import check_device
+from modal_noisy._files import write_text_atomic
 from modal_noisy._seeding import torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
 from modal_noisy.cleaning import ActiveLabelCleaner
@@ -175,10 +176,8 @@ recalibrate, recalibrate_from, keep_best, keep_best_tolerance
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the configuration as ``settings.json``-style indented JSON."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        # atomic: a second run checking the folder never reads half a file
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> RunConfig:

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from modal_noisy._files import write_text_atomic
 from modal_noisy._validation import (
     check_bool,
     check_finite_array,
@@ -358,10 +359,7 @@ class FileOracle(Oracle):
         config = self.label_studio_config_path
         config.write_text(labeling_config(self._choices()), encoding="utf-8")
         path = self.label_studio_tasks_path(round_index)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(tasks, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(tasks, indent=1) + "\n")
 
     # ------------------------------------------------------------------ reading a queue back
     def queued_rounds(self) -> list[int]:

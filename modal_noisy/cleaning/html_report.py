@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from modal_noisy._files import write_text_atomic
+
 # The report (report.py) calls this module, so its type is not imported here, not even for type
 # checking (an import cycle): ``report`` is a CleaningReport, ``oracle`` a FileOracle, duck-typed.
 CleaningReport = Any
@@ -341,9 +343,4 @@ def write_html(
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{_e(title)}</h1>{''.join(sections)}</body></html>\n"
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a page
-    return path
+    return write_text_atomic(path, page)  # a reader never sees half a page
