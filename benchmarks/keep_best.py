@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from modal_noisy.metrics import paired_balanced_accuracy_difference
+from modal_noisy.cleaning.loop import adopts_candidate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -55,18 +55,13 @@ SCHEDULES = {"digits-LT": (30, 10), "RetinaMNIST": (20, 5), "HAM10000-8x8": (20,
 Z_VALUES = (0.5, 1.0, 2.0)
 
 
-def adopted_rounds(y_val: np.ndarray, decisions: list[np.ndarray], val_scores: list[float], rule: str,
-                   z: float = 0.0) -> list[bool]:
+def adopted_rounds(y_val: np.ndarray, decisions: list[np.ndarray], rule: str, z: float = 0.0) -> list[bool]:
     """Whether each round (round 0 = phase 1, always) is adopted under ``rule``."""
     kept, best = [True], 0
     for r in range(1, len(decisions)):
-        if rule == "always":
-            ok = True
-        elif rule == "strict":
-            ok = val_scores[r] >= val_scores[best]
-        else:
-            difference, stderr = paired_balanced_accuracy_difference(y_val, decisions[best], decisions[r])
-            ok = difference >= -z * stderr
+        # strict is the cleaner's default rule (tolerance 0)
+        tolerance = 0.0 if rule == "strict" else z
+        ok = rule == "always" or adopts_candidate(y_val, decisions[best], decisions[r], tolerance)
         kept.append(ok)
         if ok:
             best = r
@@ -156,12 +151,11 @@ def delivered(run: dict[str, Any]) -> dict[str, float]:
     """Rule name -> test balanced accuracy of the model the cleaner would end with."""
     rounds = run["rounds"]
     y_val = np.asarray(run["y_val"])
-    scores = [r["val_balanced_accuracy"] for r in rounds]
     tests = [r["test_balanced_accuracy"] for r in rounds]
     decisions = [np.asarray(r["val_decisions"]) for r in rounds]
     out = {"phase 1": tests[0]}
     for rule, z in [("strict", 0.0), *(("paired", z) for z in Z_VALUES), ("always", 0.0)]:
-        kept = adopted_rounds(y_val, decisions, scores, rule, z)
+        kept = adopted_rounds(y_val, decisions, rule, z)
         last = max(i for i, k in enumerate(kept) if k)
         out[rule if rule != "paired" else f"paired z={z:g}"] = tests[last]
     return out

@@ -499,8 +499,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         # the model the cleaner delivers: keep_best may have refused the last round's recalibration,
         # whose scores the last round still records. decision="balanced": the prior of the given labels
         delivered = _test_metrics(cleaner.estimator_, exp, exp.y_given)
-        _, kept = report.accuracy_in_use()
-        adopted = np.maximum.accumulate(np.where(kept, np.arange(len(rounds)), 0))
+        adopted, kept = report.rounds_in_use()
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "pool": cleaner.pool, "keep_best": cleaner.keep_best,

@@ -20,13 +20,12 @@ def test_rules_differ_on_a_candidate_slightly_worse_on_validation():
     phase1 = np.array([0, 0, 0, 1, 1, 0])
     slightly_worse = np.array([0, 0, 1, 1, 1, 0])  # one more miss in class 0
     decisions = [phase1, slightly_worse]
-    scores = [0.625, 0.5]
-    assert adopted_rounds(Y, decisions, scores, "strict") == [True, False]
-    assert adopted_rounds(Y, decisions, scores, "always") == [True, True]
+    assert adopted_rounds(Y, decisions, "strict") == [True, False]
+    assert adopted_rounds(Y, decisions, "always") == [True, True]
     difference, stderr = paired_balanced_accuracy_difference(Y, phase1, slightly_worse)
     assert difference < 0 < stderr
-    assert adopted_rounds(Y, decisions, scores, "paired", z=abs(difference) / stderr + 0.01) == [True, True]
-    assert adopted_rounds(Y, decisions, scores, "paired", z=abs(difference) / stderr - 0.01) == [True, False]
+    assert adopted_rounds(Y, decisions, "paired", z=abs(difference) / stderr + 0.01) == [True, True]
+    assert adopted_rounds(Y, decisions, "paired", z=abs(difference) / stderr - 0.01) == [True, False]
 
 
 def test_delivered_takes_the_last_adopted_round():

@@ -135,6 +135,20 @@ class _Labels:
         }
 
 
+def adopts_candidate(
+    y_val: np.ndarray, in_use: np.ndarray, candidate: np.ndarray, tolerance: float = 0.0
+) -> bool:
+    """``keep_best``'s rule: whether a recalibration with validation decisions ``candidate`` replaces
+    the model in use (decisions ``in_use``).
+
+    It is refused only when its balanced accuracy on ``y_val`` falls more than ``tolerance`` standard
+    errors of the paired difference below the model in use's; ``tolerance=0`` refuses any loss.
+    """
+    difference, stderr = paired_balanced_accuracy_difference(y_val, in_use, candidate)
+    # the small slack absorbs float rounding, so a tie is adopted
+    return difference >= -tolerance * stderr - 1e-12
+
+
 class ActiveLabelCleaner(BaseEstimator):
     """Budgeted, expert-in-the-loop relabelling of the samples phase 1 could not trust.
 
@@ -617,11 +631,7 @@ class ActiveLabelCleaner(BaseEstimator):
 
     def _adopts(self, y_val: np.ndarray, in_use: np.ndarray, candidate: np.ndarray) -> bool:
         """Whether a candidate whose validation decisions are ``candidate`` replaces the model in use."""
-        if not self.keep_best:
-            return True
-        difference, stderr = paired_balanced_accuracy_difference(y_val, in_use, candidate)
-        # the small slack absorbs float rounding, so a tie is adopted as before
-        return difference >= -self.keep_best_tolerance * stderr - 1e-12
+        return not self.keep_best or adopts_candidate(y_val, in_use, candidate, self.keep_best_tolerance)
 
     @staticmethod
     def _evaluate(

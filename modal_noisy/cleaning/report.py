@@ -330,20 +330,25 @@ class CleaningReport:
         """
         return write_html(self, path, oracle=oracle, title=title)
 
-    def accuracy_in_use(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per round (round 0 first): the balanced accuracy of the model in use after it, and whether
-        the round's recalibration was adopted (round 0 and records without ``model_kept``: yes).
+    def rounds_in_use(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per round (round 0 first): the index of the round whose model is in use after it, and
+        whether the round's recalibration was adopted (round 0 and records without ``model_kept``: yes).
 
-        A round whose candidate ``keep_best`` refused keeps the score of the model before it.
+        A round whose candidate ``keep_best`` refused keeps the model of the last round adopted.
         """
         frame = self.to_frame()
-        score = frame["balanced_accuracy"].to_numpy(dtype=float)
         if "model_kept" in frame:
             kept = frame["model_kept"].map(lambda value: value is not False).to_numpy(dtype=bool)
         else:
             kept = np.ones(len(frame), dtype=bool)
-        last_adopted = np.maximum.accumulate(np.where(kept, np.arange(len(score)), 0))
-        return score[last_adopted], kept
+        return np.maximum.accumulate(np.where(kept, np.arange(len(frame)), 0)), kept
+
+    def accuracy_in_use(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per round (round 0 first): the balanced accuracy of the model in use after it, and whether
+        the round's recalibration was adopted (see :meth:`rounds_in_use`)."""
+        in_use, kept = self.rounds_in_use()
+        score = self.to_frame()["balanced_accuracy"].to_numpy(dtype=float)
+        return score[in_use], kept
 
     # ------------------------------------------------------------------ plots
     def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
