@@ -22,7 +22,7 @@ venv: $(BIN)/modal-noisy
 # module's shared fitted model is trained once.
 test: venv
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 demo: venv
 	$(BIN)/modal-noisy demo

@@ -26,14 +26,14 @@ def main(npz: str, out: str, fast: bool = False) -> ActiveLabelCleaner:
         source="medmnist",
         path=npz,
         noise_rate=0.4,
-        max_epochs=3 if fast else 40,
+        max_epochs=2 if fast else 40,
         selection="loss+vog",
         class_aware=True,  # per-class keep quotas: rare grades are not emptied
         strategy="vog",
         budget_per_round=10 if fast else 54,  # 5% of RetinaMNIST's training set per round
         rounds=2 if fast else 4,
         audit_size=10 if fast else 54,  # random labels checked first; their error rate is phase 1's τ
-        recalibration_epochs=2 if fast else 15,
+        recalibration_epochs=1 if fast else 15,
         random_state=0,
     )
     experiment = Experiment.from_config(config)

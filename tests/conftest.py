@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,6 +13,24 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Two cores run the whole suite: one intra-op thread per test process keeps timings stable.
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files made mostly of slow tests first, each file's tests kept together and in order.
+
+    ``make test`` hands whole files to two pytest-xdist workers in collection order
+    (``--dist loadfile --no-loadscope-reorder``): starting the longest files first keeps one worker
+    from finishing a long file alone at the end.
+    """
+    by_file: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(item.path, []).append(item)
+
+    def slow_share(path: Path) -> float:
+        tests = by_file[path]
+        return sum(test.get_closest_marker("slow") is not None for test in tests) / len(tests)
+
+    items[:] = [item for path in sorted(by_file, key=slow_share, reverse=True) for item in by_file[path]]
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +63,25 @@ def digits_noisy(digits_lt):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def cli_without_training(capsys):
+    """Run ``modal-noisy ARGV`` in this process and return ``(status, stdout, stderr)``.
+
+    ``CoTeachingClassifier.fit`` fails the test meanwhile: bad input must be refused before any work.
+    """
+    from modal_noisy import cli
+    from modal_noisy.training import CoTeachingClassifier
+
+    def no_training(self, *args, **kwargs):
+        raise AssertionError("the command trained a network before refusing its input")
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        with mock.patch.object(CoTeachingClassifier, "fit", no_training):
+            with pytest.raises(SystemExit) as stopped:
+                cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return stopped.value.code, out, err
+
+    return invoke

@@ -13,13 +13,11 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 
-from modal_noisy import cli
 from modal_noisy._device import check_device
 from modal_noisy.cleaning import ActiveLabelCleaner, FileOracle, RelabelJournal
 from modal_noisy.cleaning.journal import dataset_fingerprint
@@ -283,21 +281,10 @@ def _listing(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _no_training(self, *args, **kwargs):
-    raise AssertionError("the command trained a network before refusing its input")
-
-
-def _invoke(argv, capsys):
-    """Run the CLI, failing the test if it starts training: bad input is refused before any work."""
-    with mock.patch.object(CoTeachingClassifier, "fit", _no_training), pytest.raises(SystemExit) as stopped:
-        cli.main(argv)
-    captured = capsys.readouterr()
-    return stopped.value.code, captured.err
-
-
 @pytest.mark.parametrize(("setup", "argv", "words"), [case[1:] for case in CLI_CASES],
                          ids=[case[0] for case in CLI_CASES])
-def test_bad_cli_input_is_one_line_and_status_2(tmp_path, capsys, monkeypatch, setup, argv, words):
+def test_bad_cli_input_is_one_line_and_status_2(tmp_path, cli_without_training, monkeypatch, setup, argv,
+                                                 words):
     monkeypatch.chdir(tmp_path)
     extra = setup(tmp_path)
     out = tmp_path / "out"
@@ -305,7 +292,7 @@ def test_bad_cli_input_is_one_line_and_status_2(tmp_path, capsys, monkeypatch, s
     argv = [str(out) if arg == "OUT" else arg for arg in argv]
     if argv[0] == "run":
         argv = [*argv, *extra, "--out", str(out)]
-    code, err = _invoke(argv, capsys)
+    code, _, err = cli_without_training(*argv)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith(f"modal-noisy {argv[0]}: error: "), err
     assert "Traceback" not in err
@@ -314,21 +301,21 @@ def test_bad_cli_input_is_one_line_and_status_2(tmp_path, capsys, monkeypatch, s
 
 
 @needs_fcntl
-def test_a_journal_held_by_another_run_is_refused(tmp_path, capsys):
+def test_a_journal_held_by_another_run_is_refused(tmp_path, cli_without_training):
     out = tmp_path / "out"
     with RelabelJournal(out / "journal.jsonl").lock():
-        code, err = _invoke(["run", "--digits", *TINY_RUN, "--out", str(out)], capsys)
+        code, _, err = cli_without_training("run", "--digits", *TINY_RUN, "--out", str(out))
     assert code == 2 and err.count("\n") == 1 and "in use by another run" in err and "journal" in err
     assert not (out / "settings.json").exists() and not (out / "journal.jsonl").exists()
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_out_folder_is_refused(tmp_path, capsys):
+def test_a_read_only_out_folder_is_refused(tmp_path, cli_without_training):
     out = tmp_path / "out"
     out.mkdir()
     out.chmod(0o500)
     try:
-        code, err, _ = _invoke(["run", "--digits", *TINY_RUN, "--out", str(out)], capsys)
+        code, _, err = cli_without_training("run", "--digits", *TINY_RUN, "--out", str(out))
     finally:
         out.chmod(0o700)
     assert code == 2 and "not writable" in err and err.count("\n") == 1

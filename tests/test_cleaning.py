@@ -398,22 +398,34 @@ def test_resume_loads_phase1_from_the_snapshot(experiment, reference_run, monkey
     assert _comparable(report) == _comparable(reference_report)
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "other-estimator"])
-def test_resume_retrains_phase1_without_a_matching_snapshot(experiment, reference_run, tmp_path, damage):
+@pytest.mark.parametrize("damage", ["missing", "garbage", "other-key", "not-a-dict"])
+def test_a_snapshot_that_does_not_match_loads_as_nothing(tmp_path, damage):
+    journal = tmp_path / "journal.jsonl"
+    snapshot = Phase1Snapshot(journal, "this run")
+    if damage == "garbage":
+        snapshot.path.write_bytes(b"not a snapshot")
+    elif damage == "other-key":
+        Phase1Snapshot(journal, "another run").save({"weights": [1.0]})
+    elif damage == "not-a-dict":
+        torch.save(["this run"], snapshot.path)
+    assert snapshot.load() is None
+    snapshot.save({"weights": [1.0]})
+    assert snapshot.load() == {"weights": [1.0]}  # the same key loads
+
+
+def test_resume_retrains_phase1_without_a_matching_snapshot(experiment, reference_run, tmp_path):
+    """A damaged snapshot (the other kinds load as nothing alike, see above) costs a retrained phase 1."""
     _, reference_report, journal, _ = reference_run
     copy = tmp_path / "journal.jsonl"
     copy.write_bytes(journal.read_bytes())
     snapshot = Path(f"{copy}.phase1.pt")
-    if damage == "garbage":
-        snapshot.write_bytes(b"not a snapshot")
-    elif damage == "other-estimator":
-        Phase1Snapshot(copy, "another run").save(_tiny_estimator(experiment))
+    snapshot.write_bytes(b"not a snapshot")
     report = ActiveLabelCleaner.resume(
         copy, _tiny_estimator(experiment), experiment.X_train, experiment.y_given,
         SimulatedOracle(experiment.y_true), **_fit_kwargs(experiment),
     ).report_
     assert _comparable(report) == _comparable(reference_report)
-    assert Phase1Snapshot(copy, "").path.is_file()  # rewritten by the retrained phase 1
+    assert snapshot.stat().st_size > 100  # the garbage was replaced by the retrained phase 1
 
 
 def test_a_failed_snapshot_warns_and_the_run_goes_on(experiment, tmp_path, monkeypatch):

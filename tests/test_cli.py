@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modal_noisy import __version__
+from modal_noisy import __version__, cli
 from modal_noisy.datasets import load_digits_long_tailed
 
 SCRIPT = str(Path(sys.executable).with_name("modal-noisy"))
@@ -27,16 +27,20 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_help_and_version(tmp_path):
+def test_help_through_the_console_script(tmp_path):
     result = _cli("--help", cwd=tmp_path)
     assert result.returncode == 0 and all(c in result.stdout for c in ("demo", "run", "relabel"))
-    assert _cli("--version", cwd=tmp_path).stdout.strip() == f"modal-noisy {__version__}"
 
 
-def test_run_requires_a_data_source(tmp_path):
-    result = _cli("run", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "one of the arguments --digits --npz --hmnist-csv is required" in result.stderr
+def test_version(cli_without_training):
+    code, out, _ = cli_without_training("--version")
+    assert code == 0 and out.strip() == f"modal-noisy {__version__}"
+
+
+def test_run_requires_a_data_source(cli_without_training):
+    code, _, err = cli_without_training("run")
+    assert code == 2
+    assert "one of the arguments --digits --npz --hmnist-csv is required" in err
 
 
 def test_run_on_digits_writes_the_report(tmp_path):
@@ -62,8 +66,6 @@ def test_run_on_digits_writes_the_report(tmp_path):
     [("argmax", [], True), ("balanced", ["--no-class-aware"], False), ("argmax", ["--class-aware"], True)],
 )
 def test_settings_reach_the_estimator(decision, class_option, class_aware):
-    from modal_noisy import cli
-
     args = cli.build_parser().parse_args(["run", "--digits", *TINY, *class_option, "--decision", decision])
     config = cli.config_from_args(args)
     assert (config.decision, config.class_aware, config.max_epochs) == (decision, class_aware, 3)
@@ -73,7 +75,6 @@ def test_settings_reach_the_estimator(decision, class_option, class_aware):
 
 
 def test_every_option_is_a_run_config_field():
-    from modal_noisy import cli
     from modal_noisy.experiment import RunConfig
 
     args = vars(cli.build_parser().parse_args(["run", "--digits"]))
@@ -83,8 +84,6 @@ def test_every_option_is_a_run_config_field():
 
 
 def test_medmnist_runs_train_with_the_medical_recipe(tmp_path):
-    from modal_noisy import cli
-
     rng = np.random.default_rng(0)
     arrays = {}
     for split, size in (("train", 30), ("val", 10), ("test", 10)):
@@ -97,21 +96,22 @@ def test_medmnist_runs_train_with_the_medical_recipe(tmp_path):
     assert estimator.get_params()["iterator_train__collate_fn"].max_shift == 2
 
 
-def test_a_settings_file_with_stale_keys_is_refused(tmp_path):
+def test_a_settings_file_with_stale_keys_is_refused(tmp_path, cli_without_training):
     work = tmp_path / "work"
     work.mkdir()
     (work / "settings.json").write_text(json.dumps({"source": "digits", "budget": 10, "seed": 0}))
-    result = _cli("relabel", str(work), cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "unknown key(s) 'budget' (now 'budget_per_round'), 'seed' (now 'random_state')" in result.stderr
+    code, _, err = cli_without_training("relabel", str(work))
+    assert code == 2 and "Traceback" not in err
+    assert "unknown key(s) 'budget' (now 'budget_per_round'), 'seed' (now 'random_state')" in err
     assert not (work / "journal.jsonl").exists()
 
 
-def test_unknown_strategy_lists_the_valid_ones(tmp_path):
-    result = _cli("run", "--digits", *TINY, "--strategy", "nope", "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("modal-noisy run: error: strategy must be one of")
-    assert "'entropy'" in result.stderr and "Traceback" not in result.stderr
+def test_unknown_strategy_lists_the_valid_ones(tmp_path, cli_without_training):
+    out = str(tmp_path / "o")
+    code, _, err = cli_without_training("run", "--digits", *TINY, "--strategy", "nope", "--out", out)
+    assert code == 2
+    assert err.startswith("modal-noisy run: error: strategy must be one of")
+    assert "'entropy'" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -8,24 +8,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import pandas as pd
 import pytest
 
 from modal_noisy import cli
 from modal_noisy.cleaning.journal import RelabelJournal
-from modal_noisy.training import CoTeachingClassifier
 
 SCRIPT = str(Path(sys.executable).with_name("modal-noisy"))
 # the smallest run that still has rounds to kill: each round takes a moment of recalibration
 SMALL = ["run", "--digits", "--max-epochs", "2", "--budget-per-round", "10", "--rounds", "4",
          "--recalibration-epochs", "3"]
 needs_fcntl = pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX only")
-
-
-def _no_training(self, *args, **kwargs):
-    raise AssertionError("the command trained a network before refusing its input")
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -57,7 +51,7 @@ def _rounds(out: Path) -> pd.DataFrame:
 
 
 @needs_fcntl
-def test_a_killed_run_continues_with_the_same_command(tmp_path, capsys):
+def test_a_killed_run_continues_with_the_same_command(tmp_path, cli_without_training):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     uninterrupted = _start(whole)  # the reference, beside the run to kill (one thread each)
     first = _start(killed)
@@ -65,10 +59,8 @@ def test_a_killed_run_continues_with_the_same_command(tmp_path, capsys):
     _wait_for(lambda: (killed / "settings.json").is_file(), first, "the first run took the folder")
     before = {p.name: p.stat().st_mtime_ns for p in killed.iterdir() if p.name == "settings.json"}
     # refused before training: a fit in this process would fail the test
-    with mock.patch.object(CoTeachingClassifier, "fit", _no_training), pytest.raises(SystemExit) as refused:
-        cli.main([*SMALL, "--out", str(killed)])
-    assert refused.value.code == 2
-    error = capsys.readouterr().err
+    code, _, error = cli_without_training(*SMALL, "--out", str(killed))
+    assert code == 2
     assert "in use by another run" in error and error.count("\n") == 1 and "Traceback" not in error
     assert {p.name: p.stat().st_mtime_ns for p in killed.iterdir() if p.name == "settings.json"} == before
 
@@ -91,16 +83,14 @@ def test_a_killed_run_continues_with_the_same_command(tmp_path, capsys):
     pd.testing.assert_frame_equal(_rounds(killed), _rounds(whole))
 
 
-def test_other_settings_on_a_run_folder_are_refused_by_name(tmp_path, capsys):
+def test_other_settings_on_a_run_folder_are_refused_by_name(tmp_path, cli_without_training):
     out = tmp_path / "out"
     out.mkdir()
     args = cli.build_parser().parse_args([*SMALL, "--out", str(out)])
     cli.config_from_args(args).to_json(out / "settings.json")
     settings = (out / "settings.json").read_bytes()
-    with pytest.raises(SystemExit) as refused:
-        cli.main([*SMALL[:-1], "2", "--budget-per-round", "12", "--out", str(out)])
-    assert refused.value.code == 2
-    error = capsys.readouterr().err
+    code, _, error = cli_without_training(*SMALL[:-1], "2", "--budget-per-round", "12", "--out", str(out))
+    assert code == 2
     assert "--budget-per-round: 10 in the folder, 12 now" in error
     assert "--recalibration-epochs: 3 in the folder, 2 now" in error and "--rounds" not in error
     assert sorted(p.name for p in out.iterdir()) == ["settings.json"]
@@ -108,7 +98,7 @@ def test_other_settings_on_a_run_folder_are_refused_by_name(tmp_path, capsys):
 
 
 @needs_fcntl
-def test_two_runs_on_one_journal_through_a_symlink(tmp_path, capsys):
+def test_two_runs_on_one_journal_through_a_symlink(tmp_path, cli_without_training):
     real, linked = tmp_path / "real", tmp_path / "linked"
     real.mkdir()
     linked.mkdir()
@@ -119,23 +109,21 @@ def test_two_runs_on_one_journal_through_a_symlink(tmp_path, capsys):
             with RelabelJournal(linked / "journal.jsonl").lock():
                 pass
         # the command line: a run whose --out journal links to the held one is refused before it writes
-        with pytest.raises(SystemExit) as refused:
-            cli.main([*SMALL, "--out", str(linked)])
-        assert refused.value.code == 2 and "in use by another run" in capsys.readouterr().err
+        code, _, error = cli_without_training(*SMALL, "--out", str(linked))
+        assert code == 2 and "in use by another run" in error
         assert not (linked / "settings.json").exists()
     lock_paths = {RelabelJournal(folder / "journal.jsonl").lock_path for folder in (real, linked)}
     assert lock_paths == {(real / "journal.jsonl.lock").resolve()}
 
 
 @needs_fcntl
-def test_a_run_folder_reached_through_a_symlink_is_one_folder(tmp_path, capsys):
+def test_a_run_folder_reached_through_a_symlink_is_one_folder(tmp_path, cli_without_training):
     from modal_noisy._locking import exclusive_lock
 
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "alias").symlink_to(real, target_is_directory=True)
     with exclusive_lock(real / ".modal-noisy.lock", "the run folder"):
-        with pytest.raises(SystemExit) as refused:
-            cli.main([*SMALL, "--out", str(tmp_path / "alias")])
-    assert refused.value.code == 2 and "in use by another run" in capsys.readouterr().err
+        code, _, error = cli_without_training(*SMALL, "--out", str(tmp_path / "alias"))
+    assert code == 2 and "in use by another run" in error
     assert sorted(p.name for p in real.iterdir()) == [".modal-noisy.lock"]
