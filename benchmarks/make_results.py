@@ -580,7 +580,7 @@ def ceiling_section(runs: list[tuple[str, dict]]) -> list[str]:
     ]
 
 
-NOISE_CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional")
+NOISE_CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint")
 
 
 def noise_settings(run: dict) -> list[tuple[tuple[str, str, float], list[dict]]]:

@@ -13,11 +13,15 @@ after epoch ``max(min(num_gradual, 6), 3) - 1``). Recorded per run:
   epochs, as in DivideMix), ``class_pooled`` (the same mixture-proportion estimate per given class,
   against the class's probability on samples labelled otherwise) and ``class_conditional`` (per
   given class, a linear programme that explains the class's given-label probabilities by the other
-  classes' samples, which allows structured noise);
+  classes' samples, which allows structured noise), ``heldout_average`` (the default's estimate once, on
+  the held-out probabilities averaged over those epochs, not the median of per-epoch estimates) and
+  ``confident_joint`` (one minus the diagonal share of the confident joint of given labels and held-out
+  probabilities, cleanlab's counting; ``modal_noisy.training.class_noise_rates`` weighted by class size);
 * a seeded random audit of ``--audit-share`` of the training labels (the true labels play the
   expert, ``modal_noisy.cleaning.audit``) with its 95% Wilson interval.
 
-Writes ``results/noise_estimate.json``.
+Writes ``results/noise_estimate.json`` (``--continue``: adds to it, replacing rows of the same
+data set, noise setting and seed, and keeps the earlier commands on record).
 
 Run (about 20 minutes on one core)::
 
@@ -40,12 +44,22 @@ from skorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, audit_seed, dataset_specs, default_data_dir, header, parse_noise, write_json
+from _common import (
+    RESULTS_DIR,
+    audit_seed,
+    dataset_specs,
+    default_data_dir,
+    header,
+    load_json,
+    parse_noise,
+    write_json,
+)
 
 from modal_noisy.cleaning.audit import audit_noise_rate, draw_audit
 from modal_noisy.experiment import build_coteaching, load_experiment
+from modal_noisy.training import class_noise_rates, wrong_label_share
 
-CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional")
+CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint")
 
 
 class _EpochSnapshots(Callback):
@@ -121,19 +135,30 @@ def class_rates(probs: np.ndarray, labels: np.ndarray, k: int, *, conditional: b
 def candidate_estimates(snapshots: list[dict], labels: np.ndarray, k: int) -> dict[str, float]:
     """Each candidate's median per-epoch estimate over epochs 1, 2, ... while samples were held out."""
     counts = np.bincount(labels, minlength=k)
-    per_epoch: dict[str, list[float]] = {name: [] for name in CANDIDATES}
+    per_epoch: dict[str, list[float]] = {name: [] for name in CANDIDATES if name != "heldout_average"}
     loss_sum = np.zeros(len(labels))
+    held_probs, held_mask = [], None
     for epoch, snap in enumerate(snapshots):
         loss_sum += snap["loss"]
         if epoch == 0 or not snap["holding"]:
             continue
         held = snap["held_out"]
         probs, given = snap["prob"][held], labels[held]
+        if held_mask is None or np.array_equal(held, held_mask):  # the share is drawn once
+            held_mask = held
+            held_probs.append(probs)
         per_epoch["loss_mixture"].append(loss_mixture(loss_sum / (epoch + 1)))
         for name, conditional in (("class_pooled", False), ("class_conditional", True)):
             rates = class_rates(probs, given, k, conditional=conditional)
             per_epoch[name].append(float(np.nansum(rates * counts) / counts.sum()))
-    return {name: float(np.median(v)) if v else float("nan") for name, v in per_epoch.items()}
+        given_counts = np.bincount(given, minlength=k)
+        joint_rates = class_noise_rates(given, probs)
+        per_epoch["confident_joint"].append(float((joint_rates * given_counts).sum() / given_counts.sum()))
+    out = {name: float(np.median(v)) if v else float("nan") for name, v in per_epoch.items()}
+    out["heldout_average"] = (
+        wrong_label_share(np.mean(held_probs, axis=0), labels[held_mask]) if held_probs else float("nan")
+    )
+    return out
 
 
 def measure(spec, kind: str, rate: float, seed: int, args: argparse.Namespace) -> dict:
@@ -178,6 +203,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--audit-share", type=float, default=0.05)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--continue", dest="continue_file", action="store_true",
+                   help="add the rows to the results file, replacing those of the same settings and seeds")
     args = p.parse_args(argv)
 
     import torch
@@ -187,7 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("command:", info["command"], flush=True)
     rows = []
     print(f"{'data set':<14} {'noise':<14} {'seed':>4} {'true':>6} {'auto':>6} {'cls MAE':>7} "
-          f"{'loss':>6} {'pooled':>6} {'cond':>6} {'audit':>6}  audit 95% interval")
+          f"{'loss':>6} {'pooled':>6} {'cond':>6} {'avg':>6} {'joint':>6} {'audit':>6}  audit 95% interval")
     for spec in dataset_specs(args.datasets, args.data_dir):
         for kind, rate in map(parse_noise, args.noise):
             for seed in args.seeds:
@@ -197,7 +224,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     f"{spec.name:<14} {kind + ' ' + format(rate, 'g'):<14} {seed:>4} "
                     f"{row['true_noise_rate']:>6.3f} {row['auto_estimate']:>6.3f} {row['class_mae']:>7.3f} "
                     f"{row['loss_mixture']:>6.3f} {row['class_pooled']:>6.3f} "
-                    f"{row['class_conditional']:>6.3f} "
+                    f"{row['class_conditional']:>6.3f} {row['heldout_average']:>6.3f} "
+                    f"{row['confident_joint']:>6.3f} "
                     f"{row['audit_estimate']:>6.3f}  [{row['audit_low']:.3f}, {row['audit_high']:.3f}] "
                     f"({row['n_audited']} labels)",
                     flush=True,
@@ -215,8 +243,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
               + ", ".join(f"{name} {err:.3f}" for name, err in errors.items())
               + f"; per-class MAE {mae:.3f}")
     config = {**vars(args), "data_dir": str(args.data_dir)}
-    write_json(RESULTS_DIR / "noise_estimate.json", {"header": info, "config": config, "rows": rows})
+    path = RESULTS_DIR / "noise_estimate.json"
+    out = {"header": info, "config": config, "rows": rows}
+    if args.continue_file and path.is_file():
+        earlier = load_json(path)
+        measured = {_row_key(r) for r in rows}
+        out["rows"] = [r for r in earlier["rows"] if _row_key(r) not in measured] + rows
+        out["previous_commands"] = [*earlier.get("previous_commands", []), earlier["header"]["command"]]
+    write_json(path, out)
     return rows
+
+
+def _row_key(row: dict) -> tuple:
+    return row["dataset"], row["noise_kind"], row["noise_rate"], row["seed"]
 
 
 if __name__ == "__main__":
