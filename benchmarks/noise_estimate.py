@@ -248,8 +248,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.continue_file and path.is_file():
         earlier = load_json(path)
         measured = {_row_key(r) for r in rows}
-        out["rows"] = [r for r in earlier["rows"] if _row_key(r) not in measured] + rows
-        out["previous_commands"] = [*earlier.get("previous_commands", []), earlier["header"]["command"]]
+        kept = [r for r in earlier["rows"] if _row_key(r) not in measured]
+        out["rows"] = kept + rows
+        if kept:  # the commands whose rows are still in the file
+            out["previous_commands"] = [*earlier.get("previous_commands", []), earlier["header"]["command"]]
     write_json(path, out)
     return rows
 

@@ -1,9 +1,10 @@
 """The full two-phase loop on a MedMNIST file (RetinaMNIST, DermaMNIST, PathMNIST, ...).
 
-The simulated expert first audits 5% of the labels at random: on RetinaMNIST the loss-based noise-rate
-estimate reads 0.81 for a true 0.40, and the audit's share of wrong labels sets phase 1's forget rate
-instead. Phase 1 co-teaches two SmallCNNs on labels with injected noise; phase 2 spends the rest of the
-expert's budget on the noisy pool, round by round, and recalibrates. Every answer is journalled, so a killed
+The simulated expert first audits 5% of the labels at random: the audit's share of wrong labels sets
+phase 1's forget rate, where the estimate from the training data alone can read far too high on
+RetinaMNIST (benchmarks/RESULTS.md). Phase 1 co-teaches two SmallCNNs on labels with injected noise;
+phase 2 spends the rest of the expert's budget on the samples the strategy ranks first, round by round,
+and recalibrates. Every answer is journalled, so a killed
 run continues with ``ActiveLabelCleaner.resume``.
 
     python examples/medmnist_two_phase.py --npz ../shared/data/retinamnist.npz --out run-retina
