@@ -39,7 +39,9 @@ class FineTuneMixin:
         """Recalibrate network 1 on (clean) samples, the paper's phase-2 step; predict with it alone.
 
         Plain mean cross-entropy, SGD with the given ``lr``, ``momentum`` and ``weight_decay``, the
-        learning rate annealed by a cosine over the ``epochs`` of this call. Network 2, the
+        learning rate annealed by a cosine over the ``epochs`` of this call. The batches are the plain
+        samples: the training iterator's ``collate_fn`` (e.g. the recipe's flips and shifts) is not
+        applied. Network 2, the
         optimizers of ``fit``, callbacks and ``history`` are left alone. Deterministic for a given
         ``random_state`` (each call gets its own seed from it and the number of calls so far).
         Afterwards ``inference_networks_`` is 1: predictions come from network 1 only. With
