@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from modal_noisy import cli
+from modal_noisy.training import CoTeachingClassifier
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Two cores run the whole suite: one intra-op thread per test process keeps timings stable.
@@ -71,9 +74,6 @@ def cli_without_training(capsys):
 
     ``CoTeachingClassifier.fit`` fails the test meanwhile: bad input must be refused before any work.
     """
-    from modal_noisy import cli
-    from modal_noisy.training import CoTeachingClassifier
-
     def no_training(self, *args, **kwargs):
         raise AssertionError("the command trained a network before refusing its input")
 

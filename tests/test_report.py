@@ -171,6 +171,21 @@ def test_markdown_says_which_recalibrations_were_adopted():
     assert adopted == ["-", "no", "yes"]  # round 0 is phase 1: nothing to adopt
 
 
+def test_rounds_in_use_follow_the_last_adopted_recalibration():
+    rounds = [{"round": 0, "balanced_accuracy": 0.6},
+              {"round": 1, "balanced_accuracy": 0.5, "model_kept": False},
+              {"round": 2, "balanced_accuracy": 0.7, "model_kept": True},
+              {"round": 3, "balanced_accuracy": 0.65, "model_kept": False}]
+    report = CleaningReport(rounds=rounds)
+    in_use, kept = report.rounds_in_use()
+    assert in_use.tolist() == [0, 0, 2, 2] and kept.tolist() == [True, False, True, False]
+    score, _ = report.accuracy_in_use()
+    assert score.tolist() == [0.6, 0.6, 0.7, 0.7]
+    # records without model_kept (older runs, keep_best off): every round adopted
+    older = CleaningReport(rounds=[{"round": r, "balanced_accuracy": 0.5} for r in (0, 1)])
+    assert older.rounds_in_use()[0].tolist() == [0, 1]
+
+
 def test_markdown_drops_empty_columns():
     report = CleaningReport(rounds=[{"round": 1, "labels_spent": 5, "balanced_accuracy": 0.5}])
     header = report.to_markdown().splitlines()[0]

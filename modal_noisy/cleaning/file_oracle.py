@@ -303,12 +303,11 @@ class FileOracle(Oracle):
                 row["image_path"] = self.image_paths[pos]
             rows.append(row)
         csv_path = self.queue_path(round_index)
-        tmp = csv_path.with_name(csv_path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, csv_path)  # an expert never sees half a queue
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(csv_path, text.getvalue())  # an expert never sees half a queue
 
         sheet = None
         if idx.size and (self.images is not None or self.image_paths is not None):
