@@ -91,6 +91,7 @@ PHASE2_STRATEGIES = (
     "uncertain_mislabel",
     "training_margin",
     "informative_mislabel",
+    "adaptive_mislabel",
     "cb_entropy",
     "cb_loss",
     "cb_vog",

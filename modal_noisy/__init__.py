@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "uncertain_mislabel_query": "strategies",
     "training_margin_query": "strategies",
     "informative_mislabel_query": "strategies",
+    "adaptive_mislabel_query": "strategies",
     "class_balanced": "strategies",
     "get_strategy": "strategies",
     "STRATEGIES": "strategies",

@@ -59,6 +59,7 @@ __all__ = [
     "cleanlab_query",
     "coreset_query",
     "entropy_query",
+    "adaptive_mislabel_query",
     "get_strategy",
     "informative_mislabel_query",
     "keywords_for",
@@ -145,7 +146,23 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
         "candidates : float >= 1, default=2\n"
         "    Size of the shortlist, in multiples of ``n_instances``.",
     ),
+    "answered": (
+        None,
+        "answered : array-like of int, shape (n_rounds, 2), optional\n"
+        "    One row per earlier round, in order: how many labels the expert gave and how many of them\n"
+        "    changed the label. :class:`~modal_noisy.cleaning.ActiveLabelCleaner` passes it. Without it\n"
+        "    (no answers yet) the shortlist is ``n_instances`` long.",
+    ),
+    "min_fix_rate": (
+        0.95,
+        "min_fix_rate : float in (0, 1], default=0.95\n"
+        "    Share of the answers so far that must have changed a label for the shortlist to widen.",
+    ),
 }
+
+#: the adaptive shortlist widens (and narrows) by this factor per round, up to the cap
+_SHORTLIST_GROWTH = 4
+_SHORTLIST_CAP = 16
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,12 +478,72 @@ def _training_margin(pool: _Pool) -> np.ndarray:
 
 
 def _informative_mislabel_picks(pool: _Pool, k: int) -> np.ndarray:
-    record = _training_record(
-        pool.estimator, "training_proba_", "training_proba", pool.size, pool.options["training_proba"],
-        pool.options["pool_indices"], "informative_mislabel_query",
-    )
     factor = check_fraction(
         pool.options["candidates"], "candidates", low=1.0, high=float("inf"), high_inclusive=False
+    )
+    return _shortlist_by_record_then_entropy(pool, k, factor, "informative_mislabel_query")
+
+
+def _adaptive_mislabel_picks(pool: _Pool, k: int) -> np.ndarray:
+    target = check_fraction(pool.options["min_fix_rate"], "min_fix_rate", low=0.0, low_inclusive=False)
+    factor = _adaptive_shortlist_factor(_check_answered(pool.options["answered"]), target)
+    return _shortlist_by_record_then_entropy(pool, k, factor, "adaptive_mislabel_query")
+
+
+def _check_answered(answered: object) -> np.ndarray:
+    if answered is None:
+        return np.zeros((0, 2), dtype=np.int64)
+    rows = np.asarray(answered)
+    if rows.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu":
+        raise ValueError(
+            f"answered must be integer pairs (labels given, labels changed), one row per round "
+            f"(got an array of shape {rows.shape} and dtype {rows.dtype})"
+        )
+    if (rows < 0).any() or (rows[:, 1] > rows[:, 0]).any():
+        raise ValueError(
+            f"answered must hold 0 <= labels changed <= labels given in every row (got {rows.tolist()})"
+        )
+    return rows.astype(np.int64)
+
+
+def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int:
+    """Shortlist size, in multiples of a round's budget, after the rounds in ``answered``.
+
+    It starts at 1 (the labels the record of training doubts most) and after each round is
+    multiplied by 4, up to 16, when the answers so far changed at least ``min_fix_rate`` of the
+    labels, or divided by 4, down to 1, when they did not. Replayed from the whole history, so a
+    resumed session reaches the same size.
+
+    Parameters
+    ----------
+    answered : ndarray of int of shape (n_rounds, 2)
+        Per earlier round: labels given and labels changed.
+    min_fix_rate : float in (0, 1]
+        Share of changed labels, over all answers so far, that lets the shortlist widen.
+
+    Returns
+    -------
+    int
+        1, 4 or 16.
+    """
+    factor, given, changed = 1, 0, 0
+    for n_given, n_changed in np.asarray(answered, dtype=np.int64).reshape(-1, 2):
+        given, changed = given + int(n_given), changed + int(n_changed)
+        if given == 0:
+            continue
+        if changed >= min_fix_rate * given:
+            factor = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
+        else:
+            factor = max(1, factor // _SHORTLIST_GROWTH)
+    return factor
+
+
+def _shortlist_by_record_then_entropy(pool: _Pool, k: int, factor: float, query: str) -> np.ndarray:
+    record = _training_record(
+        pool.estimator, "training_proba_", "training_proba", pool.size, pool.options["training_proba"],
+        pool.options["pool_indices"], query,
     )
     margin = scoring.label_quality_scores(record, pool.labels, method="normalized_margin")
     size = min(pool.size, math.ceil(factor * k))
@@ -664,6 +741,31 @@ informative_mislabel_query = _make_strategy(
         "    ``predict_proba``, unless ``training_proba=`` and ``pred_probs=``"
     ),
     random_state_doc="Tie breaking.",
+)
+adaptive_mislabel_query = _make_strategy(
+    "adaptive_mislabel_query",
+    select=_adaptive_mislabel_picks,
+    needs_labels=True,
+    options=("pool_indices", "training_proba", "pred_probs", "answered", "min_fix_rate"),
+    size_from=("training_proba", "labels"),
+    summary="informative_mislabel with a shortlist that widens while the expert's answers keep fixing labels.",
+    details=(
+        "The first round picks what :func:`training_margin_query` picks: without answers there is no\n"
+        "    telling how far down the record's ranking the wrong labels go. After each round, when at\n"
+        "    least ``min_fix_rate`` of all answers so far changed a label, the shortlist grows fourfold\n"
+        "    (to at most 16 times ``n_instances``); when fewer did, it shrinks fourfold (to at least 1).\n"
+        "    The ``n_instances`` picks are the shortlist's samples of highest entropy under the current\n"
+        "    model, as in :func:`informative_mislabel_query`. Where the record ranks wrong labels well,\n"
+        "    the answers keep fixing labels while they move to samples that teach the model; where it\n"
+        "    does not, the shortlist stays at the samples it doubts most, so the share of answers that\n"
+        "    fix a label is what the record's ranking gives. ``answered`` is the history\n"
+        "    (:class:`~modal_noisy.cleaning.ActiveLabelCleaner` passes it); the size is replayed from\n"
+        "    it, so the strategy keeps no state."
+    ),
+    classifier_doc=(
+        "modAL learner or estimator with ``training_proba_`` (``CoTeachingClassifier``) and\n"
+        "    ``predict_proba``, unless ``training_proba=`` and ``pred_probs=``"
+    ),
 )
 vog_noisy_query = _make_strategy(
     "vog_noisy_query",
@@ -886,6 +988,7 @@ STRATEGIES: dict[str, Strategy] = {
     "uncertain_mislabel": uncertain_mislabel_query,
     "training_margin": training_margin_query,
     "informative_mislabel": informative_mislabel_query,
+    "adaptive_mislabel": adaptive_mislabel_query,
 }
 
 # Full function names are accepted too ("vog_noisy_query", "entropy_query", ...).

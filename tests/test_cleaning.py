@@ -243,6 +243,25 @@ def test_the_pool_decides_whether_phase_1_selection_can_be_queried(experiment, p
     assert cleaner.clean_mask_[asked].any() == (pool == "all")
 
 
+def test_a_strategy_that_asks_for_it_gets_the_answer_history(experiment):
+    seen = []
+
+    def first_of_pool(classifier, X_pool, n_instances, *, labels=None, answered=None, random_state=None):
+        seen.append(np.asarray(answered).tolist())
+        return np.arange(n_instances)
+
+    cleaner = ActiveLabelCleaner(
+        build_coteaching(experiment, max_epochs=2, random_state=0, verbose=0), first_of_pool,
+        budget_per_round=15, rounds=3, recalibration_epochs=1, random_state=0, verbose=0,
+    )
+    report = cleaner.fit(experiment.X_train, experiment.y_given, SimulatedOracle(experiment.y_true),
+                         **_fit_kwargs(experiment)).report_
+    # round r sees, per earlier round, the labels given and how many of them changed
+    rows = [[entry["n_queried"], entry["n_changed"]] for entry in report.rounds[1:]]
+    assert seen == [[], rows[:1], rows[:2]]
+    assert all(given == 15 and 0 <= changed <= given for given, changed in rows)
+
+
 class _RuinedByFineTuning(CoTeachingClassifier):
     """Recalibration that wrecks the networks: every answer of a round makes the model worse."""
 

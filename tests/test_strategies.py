@@ -16,6 +16,7 @@ from modal_noisy import _inference, scoring, strategies
 from modal_noisy.nets import SmallCNN
 from modal_noisy.strategies import (
     STRATEGIES,
+    adaptive_mislabel_query,
     bald_query,
     class_balanced,
     cleanlab_query,
@@ -39,6 +40,7 @@ NEEDS_LABELS = {
     "cleanlab": cleanlab_query,
     "training_margin": training_margin_query,
     "informative_mislabel": informative_mislabel_query,
+    "adaptive_mislabel": adaptive_mislabel_query,
 }
 
 
@@ -104,7 +106,9 @@ CASES = [
     for name in STRATEGIES
     for kind in ("skorch", "sklearn")
     # BALD needs dropout, the training-record strategies a record: tested as errors below
-    if not (name in ("bald", "training_margin", "informative_mislabel") and kind == "sklearn")
+    if not (
+        name in ("bald", "training_margin", "informative_mislabel", "adaptive_mislabel") and kind == "sklearn"
+    )
 ]
 
 
@@ -155,6 +159,7 @@ OWN_OPTIONS = {
     "uncertain_mislabel": {"pred_probs"},
     "training_margin": {"pool_indices", "pred_probs"},
     "informative_mislabel": {"pool_indices", "training_proba", "pred_probs", "candidates"},
+    "adaptive_mislabel": {"pool_indices", "training_proba", "pred_probs", "answered", "min_fix_rate"},
 }
 ALL_OPTIONS = set().union(*OWN_OPTIONS.values())
 
@@ -622,3 +627,72 @@ def test_informative_mislabel_runs_per_class(data, net_learner):
     balanced = class_balanced(informative_mislabel_query)
     idx = balanced(net_learner, X[POOL], 10, labels=y[POOL], pool_indices=POOL, random_state=0)
     assert len(np.unique(idx)) == 10 and len(np.unique(y[POOL][idx])) == 10
+
+
+# --------------------------------------------------------------------------------------------------
+# adaptive_mislabel: the shortlist widens while the answers keep fixing labels
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answered", "factor"),
+    [
+        ([], 1),
+        ([[20, 20]], 4),
+        ([[20, 19]], 4),  # 0.95 of the answers changed a label: enough
+        ([[20, 18]], 1),
+        ([[20, 20], [20, 20]], 16),
+        ([[20, 20], [20, 20], [20, 20]], 16),  # capped
+        ([[20, 20], [20, 20], [20, 10]], 4),  # 50 of 60 so far: narrows again
+        ([[0, 0], [20, 20]], 4),  # a round without answers says nothing
+    ],
+)
+def test_adaptive_shortlist_size_follows_the_share_of_answers_that_fixed_a_label(answered, factor):
+    history = np.asarray(answered, dtype=np.int64).reshape(-1, 2)
+    assert strategies._adaptive_shortlist_factor(history, 0.95) == factor
+
+
+def test_adaptive_mislabel_is_informative_mislabel_with_the_replayed_shortlist(data):
+    _, y = data
+    keywords = dict(
+        labels=y[POOL], training_proba=_pool_probabilities(8), pred_probs=_pool_probabilities(9), random_state=0
+    )
+    first = adaptive_mislabel_query(None, None, 6, **keywords)
+    by_record = training_margin_query(None, None, 6, labels=y[POOL], pred_probs=keywords["training_proba"])
+    assert set(first) == set(by_record)
+    for answered, candidates in [([[6, 6]], 4), ([[6, 6], [6, 6]], 16), ([[6, 6], [6, 1]], 1)]:
+        widened = adaptive_mislabel_query(None, None, 6, answered=answered, **keywords)
+        expected = informative_mislabel_query(None, None, 6, candidates=candidates, **keywords)
+        np.testing.assert_array_equal(widened, expected)
+    # a stricter target keeps the shortlist narrow after the same answers
+    strict = adaptive_mislabel_query(None, None, 6, answered=[[6, 5]], min_fix_rate=1.0, **keywords)
+    assert set(strict) == set(first)
+
+
+def test_adaptive_mislabel_through_modal_with_a_history(data, net_learner):
+    X, y = data
+    net_learner.query_strategy = adaptive_mislabel_query
+    idx, _ = net_learner.query(X[POOL], n_instances=5, labels=y[POOL], pool_indices=POOL, answered=[[5, 5]],
+                           random_state=0)
+    assert len(np.unique(idx)) == 5
+
+
+@pytest.mark.parametrize(
+    ("keyword", "bad", "message"),
+    [
+        ("answered", [[5, 6]], r"answered must hold 0 <= labels changed <= labels given in every row"),
+        ("answered", [[-1, 0]], r"answered must hold 0 <= labels changed"),
+        ("answered", [5, 5], r"answered must be integer pairs .* shape \(2,\)"),
+        ("answered", [[5.0, 5.0]], r"answered must be integer pairs .* dtype float64"),
+        ("min_fix_rate", 0.0, r"min_fix_rate must be in \(0, 1\] \(got 0.0\)"),
+        ("min_fix_rate", 1.5, r"min_fix_rate must be in \(0, 1\]"),
+        ("min_fix_rate", float("nan"), r"min_fix_rate must be in"),
+    ],
+)
+def test_adaptive_mislabel_rejects_bad_history_and_target(keyword, bad, message, data):
+    _, y = data
+    with pytest.raises(ValueError, match=message):
+        adaptive_mislabel_query(
+            None, None, 3, labels=y[POOL], training_proba=_pool_probabilities(6),
+            pred_probs=_pool_probabilities(7), **{keyword: bad},
+        )

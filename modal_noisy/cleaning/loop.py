@@ -545,7 +545,7 @@ class ActiveLabelCleaner(BaseEstimator):
                 min(self.budget_per_round, len(pool)),
                 labels=labels.current[pool],
                 random_state=round_seed,
-                **keywords_for(query, pool_indices=pool),
+                **keywords_for(query, pool_indices=pool, answered=_answer_history(report)),
             )
             queried = pool[np.asarray(positions)]
             _offer_predictions(inputs.oracle, estimator, inputs.X, queried)
@@ -664,6 +664,12 @@ class ActiveLabelCleaner(BaseEstimator):
             f"  balanced acc {entry['balanced_accuracy']:.3f}{precision_text}{noisy}{kept}",
             flush=True,
         )
+
+
+def _answer_history(report: CleaningReport) -> np.ndarray:
+    """Per round so far: labels the expert gave and how many of them changed (for adaptive strategies)."""
+    rows = [(entry["n_queried"], entry["n_changed"]) for entry in report.rounds[1:]]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
 
 def _offer_predictions(oracle: Any, estimator: Any, X: np.ndarray, queried: np.ndarray) -> None:
