@@ -581,7 +581,10 @@ def ceiling_section(runs: list[tuple[str, dict]]) -> list[str]:
     ]
 
 
-NOISE_CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint")
+NOISE_CANDIDATES = (
+    "loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint", "anchor",
+    "heldout_or_anchor",
+)
 
 
 def noise_settings(run: dict) -> list[tuple[tuple[str, str, float], list[dict]]]:

@@ -16,7 +16,12 @@ after epoch ``max(min(num_gradual, 6), 3) - 1``). Recorded per run:
   classes' samples, which allows structured noise), ``heldout_average`` (the default's estimate once, on
   the held-out probabilities averaged over those epochs, not the median of per-epoch estimates) and
   ``confident_joint`` (one minus the diagonal share of the confident joint of given labels and held-out
-  probabilities, cleanlab's counting; ``modal_noisy.training.class_noise_rates`` weighted by class size);
+  probabilities, cleanlab's counting; ``modal_noisy.training.class_noise_rates`` weighted by class size),
+  ``anchor`` (the anchor-point estimate of the noise transition matrix, Patrini et al., CVPR 2017: the
+  held-out samples a network finds most typical of class ``i`` stand for the class, and their mean
+  predicted probability of label ``i`` is the share of class ``i`` that keeps its label; one minus it,
+  weighted by the given labels' shares) and ``heldout_or_anchor`` (per epoch the larger of the
+  default's estimate and ``anchor``: the default reads structured noise too low, the anchors see it);
 * a seeded random audit of ``--audit-share`` of the training labels (the true labels play the
   expert, ``modal_noisy.cleaning.audit``) with its 95% Wilson interval.
 
@@ -59,7 +64,12 @@ from modal_noisy.cleaning.audit import audit_noise_rate, draw_audit
 from modal_noisy.experiment import build_coteaching, load_experiment
 from modal_noisy.training import class_noise_rates, wrong_label_share
 
-CANDIDATES = ("loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint")
+CANDIDATES = (
+    "loss_mixture", "class_pooled", "class_conditional", "heldout_average", "confident_joint", "anchor",
+    "heldout_or_anchor",
+)
+#: the anchors of class i: the held-out samples whose p(i | x) reaches this quantile (Patrini et al.)
+ANCHOR_QUANTILE = 0.97
 
 
 class _EpochSnapshots(Callback):
@@ -132,6 +142,16 @@ def class_rates(probs: np.ndarray, labels: np.ndarray, k: int, *, conditional: b
     return rates
 
 
+def anchor_rate(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of wrong labels from the anchor-point transition estimate (see the module docstring)."""
+    shares = np.bincount(labels, minlength=k) / len(labels)
+    kept = np.empty(k)
+    for i in range(k):
+        column = probs[:, i]
+        kept[i] = column[column >= np.quantile(column, ANCHOR_QUANTILE)].mean()
+    return float(np.sum(shares * (1.0 - kept)))
+
+
 def candidate_estimates(snapshots: list[dict], labels: np.ndarray, k: int) -> dict[str, float]:
     """Each candidate's median per-epoch estimate over epochs 1, 2, ... while samples were held out."""
     counts = np.bincount(labels, minlength=k)
@@ -154,6 +174,9 @@ def candidate_estimates(snapshots: list[dict], labels: np.ndarray, k: int) -> di
         given_counts = np.bincount(given, minlength=k)
         joint_rates = class_noise_rates(given, probs)
         per_epoch["confident_joint"].append(float((joint_rates * given_counts).sum() / given_counts.sum()))
+        anchor = anchor_rate(probs, given, k)
+        per_epoch["anchor"].append(anchor)
+        per_epoch["heldout_or_anchor"].append(max(wrong_label_share(probs, given), anchor))
     out = {name: float(np.median(v)) if v else float("nan") for name, v in per_epoch.items()}
     out["heldout_average"] = (
         wrong_label_share(np.mean(held_probs, axis=0), labels[held_mask]) if held_probs else float("nan")

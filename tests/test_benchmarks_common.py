@@ -98,3 +98,21 @@ def test_recipe_search_trains_grouped_networks_exactly_like_separate_ones():
             torch.testing.assert_close(out[i], net.eval()(x[i]), rtol=1e-10, atol=1e-10)
     finally:
         torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("kind", ["pair", "symmetric"])
+def test_anchor_rate_reads_the_transition_at_the_most_typical_samples(kind):
+    import noise_estimate
+
+    k, rate = 4, 0.3
+    off = np.roll(np.eye(k), 1, axis=1) if kind == "pair" else (1 - np.eye(k)) / (k - 1)
+    transition = (1 - rate) * np.eye(k) + rate * off  # row c: the labels class c is given
+    rng = np.random.default_rng(0)
+    # the noisy posterior: typical samples of each class, and ambiguous mixtures of two classes
+    typical = np.repeat(transition, 50, axis=0)
+    weights = rng.dirichlet([1.0, 1.0], size=400)
+    pairs = rng.integers(0, k, size=(400, 2))
+    mixed = weights[:, :1] * transition[pairs[:, 0]] + weights[:, 1:] * transition[pairs[:, 1]]
+    probs = np.vstack([typical, mixed])
+    labels = rng.integers(0, k, size=len(probs))
+    assert noise_estimate.anchor_rate(probs, labels, k) == pytest.approx(rate, abs=0.01)

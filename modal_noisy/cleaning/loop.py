@@ -159,7 +159,10 @@ class ActiveLabelCleaner(BaseEstimator):
         ``fine_tune(X, y, epochs=..., lr=..., momentum=..., weight_decay=...)`` and ``predict_proba``.
     strategy : str or callable, default="training_margin"
         A name from :data:`modal_noisy.strategies.STRATEGIES` or a callable following the query strategy
-        contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``. The
+        contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``; a
+        strategy that takes ``pool_indices`` gets the pool's positions in ``X``, and one that takes
+        ``answered`` gets, per earlier round, the labels given and how many of them changed
+        (:func:`~modal_noisy.strategies.adaptive_mislabel_query` sizes its shortlist by it). The
         default ranks by cleanlab's normalized margin of the given label (its probability minus the
         largest other one) in the probabilities phase 1's networks gave each sample, averaged over the
         epochs of training (``training_proba_``): a network fits a wrong label late, so the average
