@@ -161,8 +161,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
 }
 
 #: the adaptive shortlist widens (and narrows) by this factor per round, up to the cap
-_SHORTLIST_GROWTH = 4
-_SHORTLIST_CAP = 16
+_SHORTLIST_GROWTH = 16
+_SHORTLIST_CAP = 256
 
 
 # --------------------------------------------------------------------------------------------------
@@ -512,8 +512,8 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
     """Shortlist size, in multiples of a round's budget, after the rounds in ``answered``.
 
     It starts at 1 (the labels the record of training doubts most) and after each round is
-    multiplied by 4, up to 16, when the answers so far changed at least ``min_fix_rate`` of the
-    labels, or divided by 4, down to 1, when they did not. Replayed from the whole history, so a
+    multiplied by 16, up to 256, when the answers so far changed at least ``min_fix_rate`` of the
+    labels, or divided by 16, down to 1, when they did not. Replayed from the whole history, so a
     resumed session reaches the same size.
 
     Parameters
@@ -526,7 +526,7 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
     Returns
     -------
     int
-        1, 4 or 16.
+        1, 16 or 256.
     """
     factor, given, changed = 1, 0, 0
     for n_given, n_changed in np.asarray(answered, dtype=np.int64).reshape(-1, 2):
@@ -752,8 +752,8 @@ adaptive_mislabel_query = _make_strategy(
     details=(
         "The first round picks what :func:`training_margin_query` picks: without answers there is no\n"
         "    telling how far down the record's ranking the wrong labels go. After each round, when at\n"
-        "    least ``min_fix_rate`` of all answers so far changed a label, the shortlist grows fourfold\n"
-        "    (to at most 16 times ``n_instances``); when fewer did, it shrinks fourfold (to at least 1).\n"
+        "    least ``min_fix_rate`` of all answers so far changed a label, the shortlist grows 16-fold\n"
+        "    (to at most 256 times ``n_instances``, most pools); when fewer did, it shrinks 16-fold.\n"
         "    The ``n_instances`` picks are the shortlist's samples of highest entropy under the current\n"
         "    model, as in :func:`informative_mislabel_query`. Where the record ranks wrong labels well,\n"
         "    the answers keep fixing labels while they move to samples that teach the model; where it\n"

@@ -638,13 +638,14 @@ def test_informative_mislabel_runs_per_class(data, net_learner):
     ("answered", "factor"),
     [
         ([], 1),
-        ([[20, 20]], 4),
-        ([[20, 19]], 4),  # 0.95 of the answers changed a label: enough
+        ([[20, 20]], 16),
+        ([[20, 19]], 16),  # 0.95 of the answers changed a label: enough
         ([[20, 18]], 1),
-        ([[20, 20], [20, 20]], 16),
-        ([[20, 20], [20, 20], [20, 20]], 16),  # capped
-        ([[20, 20], [20, 20], [20, 10]], 4),  # 50 of 60 so far: narrows again
-        ([[0, 0], [20, 20]], 4),  # a round without answers says nothing
+        ([[20, 20], [20, 20]], 256),
+        ([[20, 20], [20, 20], [20, 20]], 256),  # capped
+        ([[20, 20], [20, 20], [20, 10]], 16),  # 50 of 60 so far: narrows one step
+        ([[20, 20], [20, 10], [20, 20]], 1),  # 50 of 60 so far after round 3 too
+        ([[0, 0], [20, 20]], 16),  # a round without answers says nothing
     ],
 )
 def test_adaptive_shortlist_size_follows_the_share_of_answers_that_fixed_a_label(answered, factor):
@@ -660,7 +661,7 @@ def test_adaptive_mislabel_is_informative_mislabel_with_the_replayed_shortlist(d
     first = adaptive_mislabel_query(None, None, 6, **keywords)
     by_record = training_margin_query(None, None, 6, labels=y[POOL], pred_probs=keywords["training_proba"])
     assert set(first) == set(by_record)
-    for answered, candidates in [([[6, 6]], 4), ([[6, 6], [6, 6]], 16), ([[6, 6], [6, 1]], 1)]:
+    for answered, candidates in [([[6, 6]], 16), ([[6, 6], [6, 6]], 256), ([[6, 6], [6, 1]], 1)]:
         widened = adaptive_mislabel_query(None, None, 6, answered=answered, **keywords)
         expected = informative_mislabel_query(None, None, 6, candidates=candidates, **keywords)
         np.testing.assert_array_equal(widened, expected)
