@@ -13,8 +13,8 @@ each rule would deliver:
   with the classes' 1/K² weights);
 * ``always``: ``keep_best=False``.
 
-With the cleaner's default strategy (``training_margin``: the ranking comes from phase 1's training
-record) and ``recalibrate_from="phase1"`` (every candidate is phase 1 fine-tuned on the clean set plus
+With ``training_margin`` (the ranking comes from phase 1's training record alone; the default until
+``adaptive_mislabel``, whose picks depend on the model in use) and ``recalibrate_from="phase1"`` (every candidate is phase 1 fine-tuned on the clean set plus
 all answers so far), round r's candidate does not depend on which earlier candidates were adopted.
 So one ``ActiveLabelCleaner`` run with ``keep_best=False`` yields every rule's candidates; a subclass
 records each candidate's validation decisions and test score as the real loop produces them.
@@ -102,7 +102,8 @@ def run_seed(spec: Any, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     net = build_coteaching(exp, max_epochs=epochs, selection="loss+vog", mix_ratio=0.2, forget_rate="auto",
                            class_aware=True, random_state=seed, num_gradual=num_gradual, verbose=0)
     n = len(exp.y_given)
-    cleaner = RecordingCleaner(net, budget_per_round=round(args.budget * n) // args.rounds,
+    # a ranking that ignores the model in use, so that no candidate depends on earlier adoptions
+    cleaner = RecordingCleaner(net, "training_margin", budget_per_round=round(args.budget * n) // args.rounds,
                                rounds=args.rounds, recalibration_epochs=args.recal_epochs,
                                keep_best=False, random_state=seed, verbose=0)
     with Stopwatch() as sw:

@@ -68,11 +68,12 @@ STRATEGY_LABELS = {
     "cb_vog": "class-balanced VoG-and-loss (ours)",
     "cb_cleanlab": "class-balanced cleanlab",
     "paper": "the paper's protocol (VoG-and-loss, noisy pool, network 1 continued)",
-    "adopt_every_round": "the default strategy, every recalibration adopted (keep_best=False)",
+    "adopt_every_round": "normalized margin over training, every recalibration adopted (keep_best=False)",
 }
-#: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION).
+#: The cleaner's default strategy, by the cleaner version of the records (see quality.CLEANER_VERSION;
+#: v5's was training_margin until adaptive_mislabel was measured beside it).
 DEFAULT_STRATEGY = {
-    1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "training_margin",
+    1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "adaptive_mislabel",
 }
 #: How records of an older cleaner are told apart in the titles.
 CLEANER_NOTES = {

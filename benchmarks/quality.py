@@ -104,14 +104,16 @@ PHASE2_STRATEGIES = (
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"strategy": "vog", "pool": "noisy", "recalibrate": "first", "recalibrate_from": "previous",
               "keep_best": False},
-    # the default strategy, every round's recalibration adopted (keep_best off)
-    "adopt_every_round": {"keep_best": False},
+    # the default strategy of cleaners v2-v5 (training_margin), every recalibration adopted
+    "adopt_every_round": {"strategy": "training_margin", "keep_best": False},
 }
 #: Records of earlier cleaners lack the field: 1 queried only the noisy pool; 2 queries the pool of
 #: ActiveLabelCleaner's default (every sample not yet answered); 3 also keeps a round's recalibration
 #: only when it validates at least as well as the model in use (keep_best); 4 ranks by default with the
 #: normalized margin over training (strategy "training_margin"); 5 scores the model the cleaner
-#: delivers (before, "test" held the last round's recalibration even when keep_best refused it).
+#: delivers (before, "test" held the last round's recalibration even when keep_best refused it); its
+#: default strategy became "adaptive_mislabel" once that strategy's rows were measured (the cleaner
+#: runs every other strategy as before, so the records stay v5).
 CLEANER_VERSION = 5
 
 # ----------------------------------------------------------------------------- evaluation helpers

@@ -83,8 +83,9 @@ def _add_config_options(parser: argparse.ArgumentParser, *, data_required: bool,
     parser.add_argument("--noise-kind", choices=("symmetric", "pair"), default=d.noise_kind)
     parser.add_argument(
         "--strategy", default=d.strategy,
-        help="query strategy name (default: training_margin, cleanlab's normalized margin of the "
-        "given label in the probabilities averaged over phase 1's training)",
+        help="query strategy name (default: adaptive_mislabel: the labels phase 1's training record "
+        "doubts most, among ever more of them the model's most uncertain while the answers keep "
+        "fixing labels)",
     )
     parser.add_argument(
         "--pool", choices=("all", "noisy"), default=d.pool,

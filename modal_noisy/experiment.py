@@ -93,7 +93,7 @@ recalibrate, recalibrate_from, keep_best, keep_best_tolerance
     forget_rate: float | str = "auto"
     decision: str = "argmax"
     device: str = "cpu"
-    strategy: str = "training_margin"
+    strategy: str = "adaptive_mislabel"
     pool: str = "all"
     budget_per_round: int = 70
     rounds: int = 9

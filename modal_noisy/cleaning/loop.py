@@ -157,19 +157,21 @@ class ActiveLabelCleaner(BaseEstimator):
     estimator : CoTeachingClassifier
         The phase-1 estimator (unfitted; it is cloned). It must provide ``clean_mask_`` after ``fit``,
         ``fine_tune(X, y, epochs=..., lr=..., momentum=..., weight_decay=...)`` and ``predict_proba``.
-    strategy : str or callable, default="training_margin"
+    strategy : str or callable, default="adaptive_mislabel"
         A name from :data:`modal_noisy.strategies.STRATEGIES` or a callable following the query strategy
         contract ``strategy(classifier, X_pool, n_instances, *, labels, random_state, **kw)``; a
         strategy that takes ``pool_indices`` gets the pool's positions in ``X``, and one that takes
         ``answered`` gets, per earlier round, the labels given and how many of them changed
         (:func:`~modal_noisy.strategies.adaptive_mislabel_query` sizes its shortlist by it). The
-        default ranks by cleanlab's normalized margin of the given label (its probability minus the
-        largest other one) in the probabilities phase 1's networks gave each sample, averaged over the
-        epochs of training (``training_proba_``): a network fits a wrong label late, so the average
-        still holds the predictions it made before memorising it, where the final model, trained on
-        most of the pool, often agrees with the wrong label (``"cleanlab_margin"`` ranks by the
-        final model). It is chosen for the wrong labels it fixes per expert answer
-        (``benchmarks/RESULTS.md``, phase 2 and the ranked relabel list).
+        default starts from ``"training_margin"``: cleanlab's normalized margin of the given label
+        (its probability minus the largest other one) in the probabilities phase 1's networks gave
+        each sample, averaged over the epochs of training (``training_proba_``). A network fits a
+        wrong label late, so the average still holds the predictions it made before memorising it,
+        where the final model, trained on most of the pool, often agrees with the wrong label
+        (``"cleanlab_margin"`` ranks by the final model). While nearly every answer so far fixed a
+        label, it asks about the most uncertain samples of a longer list of that ranking, which teach
+        the model more; otherwise it keeps to the top of the ranking, so the share of answers that fix
+        a label stays what the ranking gives (``benchmarks/RESULTS.md``, phase 2).
     pool : {"all", "noisy"}, default="all"
         Which samples a round ranks. ``"all"``: every sample nobody has answered yet, phase 1's
         selection included, so the expert also reaches the wrong labels phase 1 kept, which
@@ -245,7 +247,7 @@ class ActiveLabelCleaner(BaseEstimator):
     def __init__(
         self,
         estimator: Any = None,
-        strategy: str | Callable[..., np.ndarray] = "training_margin",
+        strategy: str | Callable[..., np.ndarray] = "adaptive_mislabel",
         *,
         pool: str = "all",
         budget_per_round: int = 70,
