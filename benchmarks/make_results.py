@@ -62,7 +62,7 @@ STRATEGY_LABELS = {
     "uncertain_mislabel": "uncertain and likely mislabelled",
     "training_margin": "normalized margin over training (training_margin)",
     "informative_mislabel": "likely mislabelled over training, then uncertain (informative_mislabel)",
-    "adaptive_mislabel": "informative_mislabel, shortlist widened while answers fix labels (adaptive_mislabel)",
+    "adaptive_mislabel": "adaptive shortlist, then uncertain (adaptive_mislabel)",
     "cb_entropy": "class-balanced entropy",
     "cb_loss": "class-balanced loss",
     "cb_vog": "class-balanced VoG-and-loss (ours)",
