@@ -295,11 +295,12 @@ def _simulated_run(config: RunConfig, out: Path, *, with_baseline: bool) -> int:
         print()
         print(report.to_markdown())
         if baseline is not None:
-            final = report.rounds[-1]["balanced_accuracy"]
+            # the model the cleaner delivers: keep_best may have refused the last recalibrations
+            final = report.accuracy_in_use()[0][-1]
             print(
                 f"\nvalidation balanced accuracy: plain cross-entropy {baseline:.3f} | after phase 1 "
                 f"{report.rounds[0]['balanced_accuracy']:.3f} | after {report.rounds[-1]['labels_spent']} "
-                f"expert labels {final:.3f}"
+                f"expert labels {final:.3f} (the model in use)"
             )
         written = _write_report(report, out)
     print(f"\nreport written to {out.resolve()}/: " + ", ".join(p.name for p in written))

@@ -160,7 +160,7 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
     ),
 }
 
-#: the adaptive shortlist widens (and narrows) by this factor per round, up to the cap
+#: the adaptive shortlist widens by this factor per round, up to the cap
 _SHORTLIST_GROWTH = 16
 _SHORTLIST_CAP = 256
 
@@ -513,8 +513,9 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
 
     It starts at 1 (the labels the record of training doubts most) and after each round is
     multiplied by 16, up to 256, when the answers so far changed at least ``min_fix_rate`` of the
-    labels, or divided by 16, down to 1, when they did not. Replayed from the whole history, so a
-    resumed session reaches the same size.
+    labels, and back to 1 when they did not: once answers stop fixing labels the list has reached
+    past the wrong ones, and a smaller step back could still cover the whole pool. Replayed from the
+    whole history, so a resumed session reaches the same size.
 
     Parameters
     ----------
@@ -536,7 +537,7 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
         if changed >= min_fix_rate * given:
             factor = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
         else:
-            factor = max(1, factor // _SHORTLIST_GROWTH)
+            factor = 1
     return factor
 
 
@@ -753,7 +754,7 @@ adaptive_mislabel_query = _make_strategy(
         "The first round picks what :func:`training_margin_query` picks: without answers there is no\n"
         "    telling how far down the record's ranking the wrong labels go. After each round, when at\n"
         "    least ``min_fix_rate`` of all answers so far changed a label, the shortlist grows 16-fold\n"
-        "    (to at most 256 times ``n_instances``, most pools); when fewer did, it shrinks 16-fold.\n"
+        "    (to at most 256 times ``n_instances``, most pools); when fewer did, it goes back to 1.\n"
         "    The ``n_instances`` picks are the shortlist's samples of highest entropy under the current\n"
         "    model, as in :func:`informative_mislabel_query`. Where the record ranks wrong labels well,\n"
         "    the answers keep fixing labels while they move to samples that teach the model; where it\n"
