@@ -14,8 +14,9 @@ each rule would deliver:
 * ``always``: ``keep_best=False``.
 
 With ``training_margin`` (the ranking comes from phase 1's training record alone; the default until
-``adaptive_mislabel``, whose picks depend on the model in use) and ``recalibrate_from="phase1"`` (every candidate is phase 1 fine-tuned on the clean set plus
-all answers so far), round r's candidate does not depend on which earlier candidates were adopted.
+``adaptive_mislabel``, whose picks depend on the model in use) and ``recalibrate_from="phase1"``
+(every candidate is phase 1 fine-tuned on the clean set plus all answers so far), round r's candidate
+does not depend on which earlier candidates were adopted.
 So one ``ActiveLabelCleaner`` run with ``keep_best=False`` yields every rule's candidates; a subclass
 records each candidate's validation decisions and test score as the real loop produces them.
 

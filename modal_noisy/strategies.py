@@ -54,12 +54,12 @@ from modal_noisy._validation import (
 __all__ = [
     "STRATEGIES",
     "accepted_keywords",
+    "adaptive_mislabel_query",
     "bald_query",
     "class_balanced",
     "cleanlab_query",
     "coreset_query",
     "entropy_query",
-    "adaptive_mislabel_query",
     "get_strategy",
     "informative_mislabel_query",
     "keywords_for",
@@ -749,7 +749,7 @@ adaptive_mislabel_query = _make_strategy(
     needs_labels=True,
     options=("pool_indices", "training_proba", "pred_probs", "answered", "min_fix_rate"),
     size_from=("training_proba", "labels"),
-    summary="informative_mislabel with a shortlist that widens while the expert's answers keep fixing labels.",
+    summary="informative_mislabel, its shortlist widened while the expert's answers keep fixing labels.",
     details=(
         "The first round picks what :func:`training_margin_query` picks: without answers there is no\n"
         "    telling how far down the record's ranking the wrong labels go. After each round, when at\n"

@@ -655,9 +655,8 @@ def test_adaptive_shortlist_size_follows_the_share_of_answers_that_fixed_a_label
 
 def test_adaptive_mislabel_is_informative_mislabel_with_the_replayed_shortlist(data):
     _, y = data
-    keywords = dict(
-        labels=y[POOL], training_proba=_pool_probabilities(8), pred_probs=_pool_probabilities(9), random_state=0
-    )
+    record, current = _pool_probabilities(8), _pool_probabilities(9)
+    keywords = dict(labels=y[POOL], training_proba=record, pred_probs=current, random_state=0)
     first = adaptive_mislabel_query(None, None, 6, **keywords)
     by_record = training_margin_query(None, None, 6, labels=y[POOL], pred_probs=keywords["training_proba"])
     assert set(first) == set(by_record)
