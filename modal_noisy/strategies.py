@@ -491,10 +491,8 @@ def _adaptive_mislabel_picks(pool: _Pool, k: int) -> np.ndarray:
 
 
 def _check_answered(answered: object) -> np.ndarray:
-    if answered is None:
-        return np.zeros((0, 2), dtype=np.int64)
-    rows = np.asarray(answered)
-    if rows.size == 0:
+    rows = np.asarray([] if answered is None else answered)
+    if rows.size == 0:  # no round answered yet
         return np.zeros((0, 2), dtype=np.int64)
     if rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu":
         raise ValueError(
@@ -530,8 +528,8 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
         1, 16 or 256.
     """
     factor, given, changed = 1, 0, 0
-    for n_given, n_changed in np.asarray(answered, dtype=np.int64).reshape(-1, 2):
-        given, changed = given + int(n_given), changed + int(n_changed)
+    for n_given, n_changed in answered.tolist():
+        given, changed = given + n_given, changed + n_changed
         if given == 0:
             continue
         if changed >= min_fix_rate * given:
