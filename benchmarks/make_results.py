@@ -74,6 +74,7 @@ STRATEGY_LABELS = {
 #: v5's was training_margin until adaptive_mislabel was measured beside it).
 DEFAULT_STRATEGY = {
     1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "adaptive_mislabel",
+    6: "adaptive_mislabel",
 }
 #: How records of an older cleaner are told apart in the titles.
 CLEANER_NOTES = {
@@ -81,7 +82,8 @@ CLEANER_NOTES = {
     2: ", cleaner v2 (every recalibration adopted, keep_best=False)",
     3: ", cleaner v3 (ranked by cleanlab's normalized margin under the model in use)",
     4: ", cleaner v4 (test figures of the last round's recalibration, adopted by keep_best or not)",
-    5: "",
+    5: ", cleaner v5 (balanced decision of a recalibrated model divided by the given labels' prior)",
+    6: "",
 }
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
@@ -1067,7 +1069,8 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds (cleaner v1: "
         "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: v2 with "
         "`keep_best`; v4: v3 ranked by the normalized margin over training, scoring the last round's "
-        "recalibration; v5: v4 scoring the model the cleaner delivers):",
+        "recalibration; v5: v4 scoring the model the cleaner delivers; v6: v5 with the balanced decision "
+        "of a recalibrated model dividing out the prior of its fine-tune labels):",
         "",
         *table(
             [

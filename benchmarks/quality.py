@@ -113,25 +113,34 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 #: normalized margin over training (strategy "training_margin"); 5 scores the model the cleaner
 #: delivers (before, "test" held the last round's recalibration even when keep_best refused it); its
 #: default strategy became "adaptive_mislabel" once that strategy's rows were measured (the cleaner
-#: runs every other strategy as before, so the records stay v5).
-CLEANER_VERSION = 5
+#: runs every other strategy as before, so the records stay v5); 6 scores the balanced decision of a
+#: recalibrated model with the prior of the labels it was fine-tuned on (``fine_tune`` sets
+#: ``class_prior_``; before, the given labels' prior). Only that column differs: the models, their
+#: arg-max figures and every selection are those of v5.
+CLEANER_VERSION = 6
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
 
-def _test_metrics(model: Any, exp: Any, train_labels: np.ndarray) -> dict[str, Any]:
+def _test_metrics(
+    model: Any, exp: Any, train_labels: np.ndarray | None, *, class_prior: np.ndarray | None = None
+) -> dict[str, Any]:
     """Test-split metrics of the arg-max; also the balanced accuracy of the balanced decision.
 
     ``balanced_accuracy_balanced_decision``: the decision of ``CoTeachingClassifier(decision="balanced")``,
     the probabilities divided by the class prior of ``train_labels`` (the labels the model was fit on;
-    a pseudo-count of 1 for a class without any) once per network whose logits the model sums.
+    a pseudo-count of 1 for a class without any), or by ``class_prior`` where the model carries its
+    own (a recalibrated model: the prior of the labels it was fine-tuned on), once per network whose
+    logits the model sums.
     """
     from modal_noisy.decision import ensemble_prior, label_prior
     from modal_noisy.metrics import classification_metrics
 
     probs = model.predict_proba(exp.X_test)
     m = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes)
-    prior = ensemble_prior(label_prior(train_labels, exp.n_classes), getattr(model, "inference_networks_", 1))
+    if class_prior is None:
+        class_prior = label_prior(train_labels, exp.n_classes)
+    prior = ensemble_prior(class_prior, getattr(model, "inference_networks_", 1))
     corrected = classification_metrics(exp.y_test, probs, n_classes=exp.n_classes, class_prior=prior)
     out = {k: m[k] for k in ("balanced_accuracy", "macro_f1", "mcc", "accuracy", "per_class_recall")}
     out[BALANCED_DECISION] = corrected["balanced_accuracy"]
@@ -500,8 +509,9 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         wrong = sum((r["relabel_precision"] or 0.0) * r["n_queried"] for r in rounds[1:])
         last = rounds[-1]
         # the model the cleaner delivers: keep_best may have refused the last round's recalibration,
-        # whose scores the last round still records. decision="balanced": the prior of the given labels
-        delivered = _test_metrics(cleaner.estimator_, exp, exp.y_given)
+        # whose scores the last round still records. decision="balanced": the prior the model was
+        # last trained under (phase 1: the given labels; a recalibration: its fine-tune labels)
+        delivered = _test_metrics(cleaner.estimator_, exp, None, class_prior=cleaner.estimator_.class_prior_)
         adopted, kept = report.rounds_in_use()
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,

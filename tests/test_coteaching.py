@@ -19,6 +19,7 @@ from skorch.callbacks import Checkpoint, EarlyStopping, LoadInitState, LRSchedul
 from skorch.dataset import Dataset, ValidSplit
 from torch import nn
 
+from modal_noisy.decision import label_prior
 from modal_noisy.nets import SmallCNN
 from modal_noisy.training import (
     CoTeachingClassifier,
@@ -141,14 +142,30 @@ def test_balanced_decision_divides_by_the_training_prior(fitted, data):
     assert (prior[pred[changed]] < prior[proba.argmax(1)[changed]]).all()
 
 
-def test_balanced_decision_after_fine_tuning_network_one_divides_once(fitted, data):
+def test_balanced_decision_after_fine_tuning_network_one_divides_its_labels_prior_once(fitted, data):
     X, y, _ = data
     net = copy.deepcopy(fitted).set_params(decision="balanced")
-    net.fine_tune(X[:64], y[:64], epochs=1, networks="first")
+    tuned = np.flatnonzero(y < 5)[:64]  # half the classes: a prior far from the fit's
+    net.fine_tune(X[tuned], y[tuned], epochs=1, networks="first")
     assert net.inference_networks_ == 1
-    np.testing.assert_allclose(net.decision_prior_, fitted.class_prior_)
-    expected = np.argmax(np.log(net.predict_proba(X)) - np.log(fitted.class_prior_), axis=1)
+    prior = label_prior(y[tuned], 10)
+    assert not np.allclose(prior, fitted.class_prior_)
+    np.testing.assert_allclose(net.class_prior_, prior)
+    np.testing.assert_allclose(net.decision_prior_, prior)
+    expected = np.argmax(np.log(net.predict_proba(X)) - np.log(prior), axis=1)
     np.testing.assert_array_equal(net.predict(X), expected)
+
+
+def test_fine_tune_of_a_dataset_without_labels(fitted, data):
+    X, y, _ = data
+    balanced = copy.deepcopy(fitted).set_params(decision="balanced")
+    before = [p.clone() for p in balanced.module_.parameters()]
+    with pytest.raises(ValueError, match=r"decision='balanced' needs the labels fine_tune trains on.*y=None"):
+        balanced.fine_tune(Dataset(X[:64], y[:64]), None, epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(balanced.module_.parameters(), before, strict=True))
+    plain = copy.deepcopy(fitted)
+    plain.fine_tune(Dataset(X[:64], y[:64]), None, epochs=1)  # the arg-max needs no prior
+    np.testing.assert_allclose(plain.class_prior_, fitted.class_prior_)
 
 
 def test_class_prior_gets_a_pseudo_count_for_absent_classes(data):

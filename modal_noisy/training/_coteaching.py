@@ -264,7 +264,7 @@ class CoTeachingClassifier(FiniteInputMixin, FineTuneMixin, CompanionFilesMixin,
     class_prior_ : ndarray of float, shape (n_classes,)
         Class frequencies of the labels of the last ``fit`` / ``partial_fit`` (each at least
         ``1 / (n + n_classes)``: a class without labels gets a small pseudo-count), used by
-        ``decision="balanced"``. :meth:`fine_tune` leaves it alone.
+        ``decision="balanced"``; :meth:`fine_tune` replaces it with the frequencies of its labels.
     decision_prior_ : ndarray of float, shape (n_classes,), or None
         What ``predict`` divides the probabilities by: None with ``decision="argmax"``, else
         ``class_prior_ ** inference_networks_`` (normalised). The prediction of two networks is

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from modal_noisy._seeding import draw_seeds, torch_seed
 from modal_noisy._validation import check_choice, check_fraction, check_positive_int
+from modal_noisy.decision import label_prior
 
 __all__ = ["FineTuneMixin"]
 
@@ -47,6 +48,10 @@ class FineTuneMixin:
         Afterwards ``inference_networks_`` is 1: predictions come from network 1 only. With
         ``networks="both"`` each network is recalibrated the same way (its own optimizer and shuffling)
         and predictions keep using the sum of both networks' logits (``inference_networks_`` is 2).
+        ``class_prior_`` becomes the class frequencies of ``y`` (given with a Dataset ``X``): the recalibrated networks estimate
+        the posterior under the prior of the labels they were fine-tuned on, so that is the prior
+        ``decision="balanced"`` must divide out (a clean set is usually more imbalanced than the
+        noisy labels, whose noise spreads mass over every class).
 
         Parameters
         ----------
@@ -76,6 +81,12 @@ class FineTuneMixin:
         check_positive_int(batch_size, "batch_size")
         check_choice(networks, "networks", ("first", "both"))
         X, y = self._validate_data(X, y)
+        if y is None and self.decision == "balanced":
+            raise ValueError(
+                "decision='balanced' needs the labels fine_tune trains on to count the class prior: "
+                "pass y with a Dataset X (got y=None)"
+            )
+        prior = self.class_prior_ if y is None else label_prior(y, self._n_classes())
         dataset = self.get_dataset(X, y)
         calls = getattr(self, "fine_tune_calls_", 0)
         seed = draw_seeds(self.random_state, 4)[3]
@@ -97,6 +108,7 @@ class FineTuneMixin:
         self.fine_tune_calls_ = calls + 1
         self.fine_tune_losses_ = losses[0]
         self.inference_networks_ = len(modules)
+        self.class_prior_ = prior
         return self
 
     def _fine_tune_module(
