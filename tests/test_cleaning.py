@@ -276,8 +276,9 @@ class _RuinedByFineTuning(CoTeachingClassifier):
 
 @pytest.mark.parametrize(
     ("keep_best", "tolerance", "adopted"),
-    [(True, 0.0, False), (False, 0.0, True), (True, 1.0, False)],
-    ids=["keep_best", "always", "tolerance-1"],
+    # the tolerance's rule has its own test below (cleaner._adopts, no training)
+    [(True, 0.0, False), (False, 0.0, True)],
+    ids=["keep_best", "always"],
 )
 def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best, tolerance,
                                                                       adopted):
@@ -290,7 +291,6 @@ def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment,
     rounds = cleaner.report_.rounds
     # the wrecked candidates predict one class: far below phase 1 on the validation split
     assert all(r["balanced_accuracy"] < rounds[0]["balanced_accuracy"] - 0.3 for r in rounds[1:])
-    # a loss of that size is many standard errors of the paired difference: a tolerance of 1 refuses it
     assert [r["model_kept"] for r in rounds[1:]] == [adopted] * 2
     final = balanced_accuracy_score(experiment.y_val, cleaner.estimator_.predict(experiment.X_val))
     if not adopted:  # phase 1's model ranked both rounds and is the one returned

@@ -48,10 +48,10 @@ class FineTuneMixin:
         Afterwards ``inference_networks_`` is 1: predictions come from network 1 only. With
         ``networks="both"`` each network is recalibrated the same way (its own optimizer and shuffling)
         and predictions keep using the sum of both networks' logits (``inference_networks_`` is 2).
-        ``class_prior_`` becomes the class frequencies of ``y`` (given with a Dataset ``X``): the recalibrated networks estimate
-        the posterior under the prior of the labels they were fine-tuned on, so that is the prior
-        ``decision="balanced"`` must divide out (a clean set is usually more imbalanced than the
-        noisy labels, whose noise spreads mass over every class).
+        ``class_prior_`` becomes the class frequencies of ``y`` (when given): the recalibrated
+        networks estimate the posterior under the prior of the labels they were fine-tuned on, so
+        that is the prior ``decision="balanced"`` must divide out (a clean set is usually more
+        imbalanced than the noisy labels, whose noise spreads mass over every class).
 
         Parameters
         ----------
