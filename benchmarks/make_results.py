@@ -85,6 +85,9 @@ CLEANER_NOTES = {
     5: ", cleaner v5 (balanced decision of a recalibrated model divided by the given labels' prior)",
     6: "",
 }
+#: How phase-2 records of a cleaner whose model decides by the balanced decision are told apart (its
+#: keep_best validates that decision and its curve and last recalibration score it).
+DECISION_NOTES = {"argmax": "", "balanced": ', decision="balanced"'}
 # the balanced decision's score: the library's rule (prior divided once per summed network), or the
 # older records' (prior divided once per model)
 DECISION_KEYS = {
@@ -224,6 +227,7 @@ def quality_records(runs: list[tuple[str, dict]]) -> tuple[list[dict], list[dict
                     r["phase1_method"],
                     r["device"],
                     r.get("cleaner_version", 1),
+                    r.get("decision", "argmax"),
                 )
             ] = r
     return list(p1.values()), list(p2.values())
@@ -374,7 +378,7 @@ def group_phase2(p2: list[dict]) -> dict[tuple, list[dict]]:
     for r in p2:
         groups[
             (*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"],
-             r.get("cleaner_version", 1))
+             r.get("cleaner_version", 1), r.get("decision", "argmax"))
         ].append(r)
     return dict(sorted(groups.items()))
 
@@ -398,7 +402,8 @@ def phase2_section(p2: list[dict]) -> list[str]:
             "seeds",
             "test bal. acc.",
             *([DECISION_KEYS[dkey]] if dkey else []),
-            *(["last recalibration, adopted or not"] if candidates else []),
+            *([f"last recalibration, adopted or not{' (balanced decision)' if key[11] == 'balanced' else ''}"]
+              if candidates else []),
             "noisy labels remaining",
             "fixed per answer",
         ]
@@ -437,7 +442,7 @@ def phase2_section(p2: list[dict]) -> list[str]:
             )
         lines += [
             f"### {setting_title(key[:6])}: budget {frac:.0%} ({r0['labels_spent']} labels in {r0['rounds']} "
-            f"rounds), from {start_label}, on {device}{CLEANER_NOTES[key[10]]}",
+            f"rounds), from {start_label}, on {device}{CLEANER_NOTES[key[10]]}{DECISION_NOTES[key[11]]}",
             "",
             f"Recalibration {r0['recalibration_epochs']} epochs per round; simulated expert. From: "
             f"{', '.join(sorted({r['run'] for r in records}))}.",
@@ -1056,7 +1061,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         rows.append(
             [
                 f"{setting_title(key[:6])}",
-                f"{key[6]}, cleaner v{key[10]}",
+                f"{key[6]}, cleaner v{key[10]}{DECISION_NOTES[key[11]]}",
                 f"{key[9]:.0%}",
                 f"{start:.3f}",
                 f"{STRATEGY_LABELS[best]} {score[best]:.3f}",
