@@ -104,3 +104,16 @@ def test_results_file_names_follow_the_scheme(tmp_path):
         make_results.experiment_of(tmp_path / "ad_hoc_run.json")
     assert make_results.experiment_of(tmp_path / "clean_upper_bound_hmnist.json") == "clean_upper_bound"
     assert make_results.experiment_of(tmp_path / "noise_estimate.json") == "noise_estimate"
+
+
+def test_phase2_records_of_the_balanced_decision_get_their_own_table(tmp_path):
+    committed = json.loads((ROOT / "benchmarks" / "results" / "quality_hmnist.json").read_text())
+    record = next(r for run in committed["runs"] for r in run["phase2"] if r.get("cleaner_version") == 5)
+    run = {"header": {"command": "quality.py", "machine": {"device": "cpu"}}, "phase1": [],
+           "phase2": [record, {**record, "decision": "balanced"}]}
+    (tmp_path / "quality_hmnist.json").write_text(json.dumps({"experiment": "quality", "runs": [run]}))
+    _, p2 = make_results.quality_records(make_results.load(tmp_path)["quality"])
+    assert sorted(r.get("decision", "argmax") for r in p2) == ["argmax", "balanced"]
+    titles = [line for line in make_results.phase2_section(p2) if line.startswith("### ")]
+    assert len(titles) == 2
+    assert [t.endswith(', decision="balanced"') for t in titles] == [False, True]
