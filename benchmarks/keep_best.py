@@ -6,7 +6,8 @@ samples) that comparison is mostly noise, and the cleaner can end with phase 1's
 recalibration scores higher on the test split. This script measures, on identical candidates, what
 each rule would deliver:
 
-* ``strict``: today's ``keep_best=True`` (candidate's validation score >= the model in use's);
+* ``strict``: ``keep_best=True`` with ``keep_best_tolerance=0`` (candidate's validation score >= the
+  model in use's), the cleaner's default until the ``paired_z`` rule at z = 2 replaced it;
 * ``paired_z``: refuse a candidate only when its validation balanced accuracy falls more than ``z``
   standard errors below the model in use's, the error of the paired difference on the same samples
   (per class: the variance of the per-sample difference in correctness over the class size; summed
@@ -60,7 +61,7 @@ def adopted_rounds(y_val: np.ndarray, decisions: list[np.ndarray], rule: str, z:
     """Whether each round (round 0 = phase 1, always) is adopted under ``rule``."""
     kept, best = [True], 0
     for r in range(1, len(decisions)):
-        # strict is the cleaner's default rule (tolerance 0)
+        # strict: tolerance 0, the cleaner's default before z = 2
         tolerance = 0.0 if rule == "strict" else z
         ok = rule == "always" or adopts_candidate(y_val, decisions[best], decisions[r], tolerance)
         kept.append(ok)

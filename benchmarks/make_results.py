@@ -82,7 +82,8 @@ CLEANER_NOTES = {
     2: ", cleaner v2 (every recalibration adopted, keep_best=False)",
     3: ", cleaner v3 (ranked by cleanlab's normalized margin under the model in use)",
     4: ", cleaner v4 (test figures of the last round's recalibration, adopted by keep_best or not)",
-    5: ", cleaner v5 (balanced decision of a recalibrated model divided by the given labels' prior)",
+    5: ", cleaner v5 (keep_best_tolerance=0; a recalibrated model's balanced decision divided by the "
+       "given labels' prior)",
     6: "",
 }
 #: How phase-2 records of a cleaner whose model decides by the balanced decision are told apart (its
@@ -670,9 +671,10 @@ def keep_best_section(runs: list[tuple[str, dict]]) -> list[str]:
             + ". Test balanced accuracy of the model the cleaner ends "
             "with under each adoption rule, on the same candidates (the default strategy, "
             f"{run['config']['budget']:.0%} budget in {run['config']['rounds']} rounds, "
-            f"{run['config']['recal_epochs']} recalibration epochs, symmetric noise 0.4). strict = today's "
-            "`keep_best=True`; paired z = refuse only a candidate more than z standard errors of the paired "
-            "validation difference below the model in use; always = `keep_best=False`.",
+            f"{run['config']['recal_epochs']} recalibration epochs, symmetric noise 0.4). strict = "
+            "`keep_best_tolerance=0` (the default before cleaner v6); paired z = refuse only a candidate "
+            "more than z standard errors of the paired validation difference below the model in use "
+            "(z=2 is the default from cleaner v6); always = `keep_best=False`.",
             "",
             *table(["data", "seeds", "validation samples", *rules], rows),
             "",
@@ -1074,8 +1076,9 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         "Phase 2 (CPU runs), test balanced accuracy after the budget, means over seeds (cleaner v1: "
         "noisy pool only; v2: every unanswered sample, every recalibration adopted; v3: v2 with "
         "`keep_best`; v4: v3 ranked by the normalized margin over training, scoring the last round's "
-        "recalibration; v5: v4 scoring the model the cleaner delivers; v6: v5 with the balanced decision "
-        "of a recalibrated model dividing out the prior of its fine-tune labels):",
+        "recalibration; v5: v4 scoring the model the cleaner delivers; v6: v5 with keep_best_tolerance=2 "
+        "and the balanced decision of a recalibrated model dividing out the prior of its fine-tune "
+        "labels):",
         "",
         *table(
             [
@@ -1205,8 +1208,11 @@ def render(results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
         "only the samples phase 1 did not keep; v2 ranks every sample not yet answered and adopts every "
         "recalibration; v3 also keeps a round's recalibration only when it validates at least as well as "
         "the model in use; v4 ranks by the normalized margin over training and scored the last round's "
-        "recalibration, adopted or not; v5 (today's defaults, tables without a note) scores the model the "
-        "cleaner delivers and shows the last recalibration beside it.",
+        "recalibration, adopted or not; v5 scores the model the cleaner delivers and shows the last "
+        "recalibration beside it; v6 (today's defaults, tables without a note) refuses a recalibration "
+        "only when it validates more than 2 standard errors of the paired difference below the model in "
+        "use (`keep_best_tolerance=2`, v5: at least as well), and the balanced decision of a "
+        "recalibrated model divides out the prior of the labels it was fine-tuned on.",
         "",
         *phase2_section(p2),
         *ranked_list_section(p1, p2),

@@ -113,10 +113,11 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 #: normalized margin over training (strategy "training_margin"); 5 scores the model the cleaner
 #: delivers (before, "test" held the last round's recalibration even when keep_best refused it); its
 #: default strategy became "adaptive_mislabel" once that strategy's rows were measured (the cleaner
-#: runs every other strategy as before, so the records stay v5); 6 scores the balanced decision of a
-#: recalibrated model with the prior of the labels it was fine-tuned on (``fine_tune`` sets
-#: ``class_prior_``; before, the given labels' prior). Only that column differs: the models, their
-#: arg-max figures and every selection are those of v5.
+#: runs every other strategy as before, so the records stay v5); 6 adopts a recalibration unless it
+#: validates more than 2 standard errors of the paired difference below the model in use
+#: (``keep_best_tolerance=2``; v5: at least as well) and scores the balanced decision of a recalibrated
+#: model with the prior of the labels it was fine-tuned on (``fine_tune`` sets ``class_prior_``; v5:
+#: the given labels' prior).
 CLEANER_VERSION = 6
 
 # ----------------------------------------------------------------------------- evaluation helpers
@@ -517,6 +518,7 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
         rec = {
             **base, "strategy": strat, "budget_fraction": frac, "budget_per_round": per_round,
             "pool": cleaner.pool, "keep_best": cleaner.keep_best,
+            "keep_best_tolerance": cleaner.keep_best_tolerance,
             "labels_spent": last["labels_spent"], "phase1_seconds": sw.seconds,
             "phase2_seconds": rt.seconds,
             # the arg-max and the balanced decision of the phase-1 model, whatever its decision

@@ -105,7 +105,7 @@ recalibrate, recalibrate_from, keep_best, keep_best_tolerance
     recalibrate: str = "both"
     recalibrate_from: str = "phase1"
     keep_best: bool = True
-    keep_best_tolerance: float = 0.0
+    keep_best_tolerance: float = 2.0
     random_state: int = 0
 
     def __post_init__(self) -> None:

@@ -277,7 +277,7 @@ class _RuinedByFineTuning(CoTeachingClassifier):
 @pytest.mark.parametrize(
     ("keep_best", "tolerance", "adopted"),
     # the tolerance's rule has its own test below (cleaner._adopts, no training)
-    [(True, 0.0, False), (False, 0.0, True)],
+    [(True, 2.0, False), (False, 2.0, True)],
     ids=["keep_best", "always"],
 )
 def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best, tolerance,
