@@ -86,7 +86,7 @@ class FineTuneMixin:
                 "decision='balanced' needs the labels fine_tune trains on to count the class prior: "
                 "pass y with a Dataset X (got y=None)"
             )
-        prior = self.class_prior_ if y is None else label_prior(y, self._n_classes())
+        prior = None if y is None else label_prior(y, self._n_classes())
         dataset = self.get_dataset(X, y)
         calls = getattr(self, "fine_tune_calls_", 0)
         seed = draw_seeds(self.random_state, 4)[3]
@@ -108,7 +108,8 @@ class FineTuneMixin:
         self.fine_tune_calls_ = calls + 1
         self.fine_tune_losses_ = losses[0]
         self.inference_networks_ = len(modules)
-        self.class_prior_ = prior
+        if prior is not None:  # a Dataset without labels: the arg-max does not need the prior
+            self.class_prior_ = prior
         return self
 
     def _fine_tune_module(
