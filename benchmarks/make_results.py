@@ -385,9 +385,9 @@ def group_phase2(p2: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(groups.items()))
 
 
-def phase1_scores(records: list[dict]) -> dict[int, float]:
-    """Each seed's phase-1 test balanced accuracy (the same for every strategy of that seed)."""
-    return {r["seed"]: get(r, "phase1", "balanced_accuracy") for r in records}
+def phase1_scores(records: list[dict], metric: str = "balanced_accuracy") -> dict[int, float]:
+    """Each seed's phase-1 test score (the same for every strategy of that seed)."""
+    return {r["seed"]: get(r, "phase1", metric) for r in records}
 
 
 def phase2_section(p2: list[dict]) -> list[str]:
@@ -1050,7 +1050,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
             continue
         # a table of the balanced decision is scored by it (the decision its keep_best validated)
         metric = BALANCED_DECISION if key[11] == "balanced" else "balanced_accuracy"
-        start = mean(list({r["seed"]: get(r, "phase1", metric) for r in records}.values()))
+        start = mean(list(phase1_scores(records, metric).values()))
         present = [s for s in STRATEGY_LABELS if any(r["strategy"] == s for r in records)]
         score = {s: mean([get(r, "test", metric) for r in records if r["strategy"] == s]) for s in present}
         precision = {

@@ -276,9 +276,8 @@ class _RuinedByFineTuning(CoTeachingClassifier):
 
 @pytest.mark.parametrize(
     ("keep_best", "tolerance", "adopted"),
-    # the tolerance's rule has its own test below (cleaner._adopts, no training)
-    [(True, 2.0, False), (False, 2.0, True)],
-    ids=["keep_best", "always"],
+    [(True, 2.0, False), (False, 2.0, True), (True, 0.0, False)],
+    ids=["keep_best", "always", "strict"],
 )
 def test_keep_best_adopts_only_a_recalibration_that_validates_better(experiment, keep_best, tolerance,
                                                                       adopted):
