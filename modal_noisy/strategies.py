@@ -512,8 +512,10 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
     It starts at 1 (the labels the record of training doubts most) and after each round is
     multiplied by 16, up to 256, when the answers so far changed at least ``min_fix_rate`` of the
     labels, and back to 1 when they did not: once answers stop fixing labels the list has reached
-    past the wrong ones, and a smaller step back could still cover the whole pool. Replayed from the
-    whole history, so a resumed session reaches the same size.
+    past the wrong ones, and a smaller step back could still cover the whole pool. It never widens
+    back to a size whose last round changed fewer than ``min_fix_rate`` of its own labels: the
+    ranking's top has only been used up further since, so that size would reach past the wrong
+    labels again. Replayed from the whole history, so a resumed session reaches the same size.
 
     Parameters
     ----------
@@ -528,14 +530,19 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
         1, 16 or 256.
     """
     factor, given, changed = 1, 0, 0
+    fell_short = set()  # sizes whose last round changed fewer than min_fix_rate of its labels
     for n_given, n_changed in answered.tolist():
+        if n_given and n_changed < min_fix_rate * n_given:
+            fell_short.add(factor)
+        elif n_given:
+            fell_short.discard(factor)
         given, changed = given + n_given, changed + n_changed
         if given == 0:
             continue
-        if changed >= min_fix_rate * given:
-            factor = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
-        else:
+        if changed < min_fix_rate * given:
             factor = 1
+        elif min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH) not in fell_short:
+            factor = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
     return factor
 
 
@@ -752,7 +759,9 @@ adaptive_mislabel_query = _make_strategy(
         "The first round picks what :func:`training_margin_query` picks: without answers there is no\n"
         "    telling how far down the record's ranking the wrong labels go. After each round, when at\n"
         "    least ``min_fix_rate`` of all answers so far changed a label, the shortlist grows 16-fold\n"
-        "    (to at most 256 times ``n_instances``, most pools); when fewer did, it goes back to 1.\n"
+        "    (to at most 256 times ``n_instances``, most pools); when fewer did, it goes back to 1. It\n"
+        "    does not grow back to a size whose last round there changed fewer than ``min_fix_rate`` of\n"
+        "    its own labels.\n"
         "    The ``n_instances`` picks are the shortlist's samples of highest entropy under the current\n"
         "    model, as in :func:`informative_mislabel_query`. Where the record ranks wrong labels well,\n"
         "    the answers keep fixing labels while they move to samples that teach the model; where it\n"
