@@ -76,6 +76,8 @@ DEFAULT_STRATEGY = {
     1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "adaptive_mislabel",
     6: "adaptive_mislabel",
 }
+#: Strategies that order their picks by the model's entropy within a shortlist, not by a ranking.
+SHORTLIST_STRATEGIES = ("adaptive_mislabel", "informative_mislabel")
 #: How records of an older cleaner are told apart in the titles.
 CLEANER_NOTES = {
     1: ", cleaner v1 (noisy pool only)",
@@ -530,14 +532,19 @@ def ranked_list_section(p1: list[dict], p2: list[dict]) -> list[str]:
 
 def ranked_list_line(by_seed: dict[int, dict]) -> list[str]:
     """The default ranking's precision at the phase-1 model (records of cleaner v2 on), one line."""
-    lists = [r["phase1_ranked_list"] for r in by_seed.values() if r.get("phase1_ranked_list")]
-    if not lists:
+    records = [r for r in by_seed.values() if r.get("phase1_ranked_list")]
+    if not records:
         return []
-    top5 = fmt([entry["top_5pct"] for entry in lists], ".2f")
-    top10 = fmt([entry["top_10pct"] for entry in lists], ".2f")
+    top5 = fmt([r["phase1_ranked_list"]["top_5pct"] for r in records], ".2f")
+    top10 = fmt([r["phase1_ranked_list"]["top_10pct"] for r in records], ".2f")
+    # a shortlist strategy orders its picks by entropy: the first 5% of its 10% query is not its 5% query
+    first_half = any(r.get("phase1_ranked_strategy") in SHORTLIST_STRATEGIES
+                     and not r.get("ranked_list_per_share") for r in records)
+    caveat = ("; top 5%: the first half of the 10% query, whose order is the model's entropy, not a "
+              "ranking") if first_half else ""
     return [
         f"The default ranking (pool and strategy) at the phase-1 model, share of wrong labels in its top 5% "
-        f"of the training set: {top5}; top 10%: {top10} ({len(lists)} seeds).",
+        f"of the training set: {top5}; top 10%: {top10} ({len(records)} seeds{caveat}).",
         "",
     ]
 

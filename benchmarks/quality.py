@@ -442,8 +442,12 @@ RANKED_STRATEGIES = ("training_margin", "cleanlab_margin")
 
 
 def _ranked_list_precision(net: Any, exp: Any, seed: int, strategy: str) -> dict[str, float]:
-    """Share of wrong labels in the top 5% and 10% of ``strategy``'s ranking at the phase-1 model,
-    over the cleaner's default pool."""
+    """Share of wrong labels among the samples ``strategy`` asks about at the phase-1 model when asked
+    for 5% and for 10% of the training set, over the cleaner's default pool.
+
+    Each share is its own query: a shortlist strategy (``adaptive_mislabel``) orders its picks by the
+    current model's entropy, not by how likely they are wrong, so the first half of a 10% query is
+    not what a 5% round would ask."""
     from modal_noisy.cleaning import ActiveLabelCleaner
     from modal_noisy.strategies import get_strategy, keywords_for
 
@@ -451,10 +455,12 @@ def _ranked_list_precision(net: Any, exp: Any, seed: int, strategy: str) -> dict
     everything = ActiveLabelCleaner().get_params()["pool"] == "all"
     pool = np.arange(n) if everything else np.flatnonzero(~np.asarray(net.clean_mask_))
     query = get_strategy(strategy)
-    k = round(0.10 * n)
-    order = pool[np.asarray(query(net, exp.X_train[pool], k, labels=exp.y_given[pool], random_state=seed,
-                                  **keywords_for(query, pool_indices=pool)))]
-    return _top_precision(order, exp)
+    precision = {}
+    for share in (5, 10):
+        picks = query(net, exp.X_train[pool], round(share / 100 * n), labels=exp.y_given[pool],
+                      random_state=seed, **keywords_for(query, pool_indices=pool))
+        precision[f"top_{share}pct"] = float(exp.is_noisy[pool[np.asarray(picks)]].mean())
+    return precision
 
 
 def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
@@ -528,6 +534,8 @@ def run_phase2(exp, spec, kind, rate, seed, args, done, out) -> None:
             "phase1_ranked_list": ranked_lists[default_strategy],
             "phase1_ranked_strategy": default_strategy,
             "phase1_ranked_lists": ranked_lists,
+            # each share its own query (earlier records: the first 5% of the 10% query)
+            "ranked_list_per_share": True,
             "test": {k: delivered[k] for k in ("balanced_accuracy", "macro_f1", "mcc", BALANCED_DECISION)},
             # the last round's recalibration, adopted or not (what keep_best=False would deliver);
             # this and the curve score the cleaner's decision (the balanced one with --decision balanced)

@@ -116,3 +116,31 @@ def test_anchor_rate_reads_the_transition_at_the_most_typical_samples(kind):
     probs = np.vstack([typical, mixed])
     labels = rng.integers(0, k, size=len(probs))
     assert noise_estimate.anchor_rate(probs, labels, k) == pytest.approx(rate, abs=0.01)
+
+
+def test_ranked_list_precision_asks_each_share_as_its_own_query():
+    """A shortlist strategy orders its picks by entropy: the first half of its 10% query is not its 5% one."""
+    from types import SimpleNamespace
+
+    import quality
+
+    n = 200
+    wrong, doubted = np.arange(10), np.arange(10, 20)  # the record's first and second 5%
+    record = np.tile([1.0, 0.0], (n, 1))
+    record[wrong], record[doubted] = [0.0, 1.0], [0.3, 0.7]
+
+    class Net:
+        training_proba_ = record
+
+        def predict_proba(self, X):  # certain of the wrong labels' class, unsure of the doubted
+            probs = np.tile([1.0, 0.0], (len(X), 1))
+            probs[np.isin(X[:, 0], wrong)], probs[np.isin(X[:, 0], doubted)] = [0.0, 1.0], [0.5, 0.5]
+            return probs
+
+    is_noisy = np.zeros(n, dtype=bool)
+    is_noisy[wrong] = True
+    exp = SimpleNamespace(y_given=np.zeros(n, dtype=np.int64), X_train=np.arange(n, dtype=float)[:, None],
+                          is_noisy=is_noisy)
+    lists = quality._ranked_list_precision(Net(), exp, 0, "adaptive_mislabel")
+    assert lists == {"top_5pct": 1.0, "top_10pct": 0.5}
+    assert quality._ranked_list_precision(Net(), exp, 0, "training_margin") == lists

@@ -117,3 +117,13 @@ def test_phase2_records_of_the_balanced_decision_get_their_own_table(tmp_path):
     titles = [line for line in make_results.phase2_section(p2) if line.startswith("### ")]
     assert len(titles) == 2
     assert [t.endswith(', decision="balanced"') for t in titles] == [False, True]
+
+
+def test_ranked_list_line_says_when_a_shortlist_strategy_top_5_was_half_a_10_percent_query():
+    entry = {"top_5pct": 0.8, "top_10pct": 0.9}
+    old = {0: {"phase1_ranked_list": entry, "phase1_ranked_strategy": "adaptive_mislabel"}}
+    new = {0: {**old[0], "ranked_list_per_share": True}}
+    ranking = {0: {"phase1_ranked_list": entry, "phase1_ranked_strategy": "training_margin"}}
+    assert "first half of the 10% query" in make_results.ranked_list_line(old)[0]
+    for records in (new, ranking):
+        assert "first half" not in make_results.ranked_list_line(records)[0]
