@@ -76,6 +76,8 @@ DEFAULT_STRATEGY = {
     1: "cb_vog", 2: "cleanlab_margin", 3: "cleanlab_margin", 4: "training_margin", 5: "adaptive_mislabel",
     6: "adaptive_mislabel",
 }
+#: quality.py's --recal-epochs default, which the phase-2 titles leave unsaid.
+QUALITY_RECAL_EPOCHS = 10
 #: Strategies that order their picks by the model's entropy within a shortlist, not by a ranking.
 SHORTLIST_STRATEGIES = ("adaptive_mislabel", "informative_mislabel")
 #: How records of an older cleaner are told apart in the titles.
@@ -232,6 +234,7 @@ def quality_records(runs: list[tuple[str, dict]]) -> tuple[list[dict], list[dict
                     r["device"],
                     r.get("cleaner_version", 1),
                     r.get("decision", "argmax"),
+                    r["recalibration_epochs"],
                 )
             ] = r
     return list(p1.values()), list(p2.values())
@@ -382,9 +385,14 @@ def group_phase2(p2: list[dict]) -> dict[tuple, list[dict]]:
     for r in p2:
         groups[
             (*setting_key(r), r["phase1_method"], r["device"] != "cpu", r["device"], r["budget_fraction"],
-             r.get("cleaner_version", 1), r.get("decision", "argmax"))
+             r.get("cleaner_version", 1), r.get("decision", "argmax"), r["recalibration_epochs"])
         ].append(r)
     return dict(sorted(groups.items()))
+
+
+def recalibration_note(epochs: int) -> str:
+    """Title note for phase-2 records whose recalibration ran other than quality.py's default epochs."""
+    return "" if epochs == QUALITY_RECAL_EPOCHS else f", {epochs} recalibration epochs"
 
 
 def phase1_scores(records: list[dict], metric: str = "balanced_accuracy") -> dict[int, float]:
@@ -446,7 +454,8 @@ def phase2_section(p2: list[dict]) -> list[str]:
             )
         lines += [
             f"### {setting_title(key[:6])}: budget {frac:.0%} ({r0['labels_spent']} labels in {r0['rounds']} "
-            f"rounds), from {start_label}, on {device}{CLEANER_NOTES[key[10]]}{DECISION_NOTES[key[11]]}",
+            f"rounds), from {start_label}, on {device}{CLEANER_NOTES[key[10]]}{DECISION_NOTES[key[11]]}"
+            f"{recalibration_note(key[12])}",
             "",
             f"Recalibration {r0['recalibration_epochs']} epochs per round; simulated expert. From: "
             f"{', '.join(sorted({r['run'] for r in records}))}.",
@@ -1070,7 +1079,7 @@ def readme_block(loaded: dict[str, list[tuple[str, dict]]]) -> str:
         rows.append(
             [
                 f"{setting_title(key[:6])}",
-                f"{key[6]}, cleaner v{key[10]}{DECISION_NOTES[key[11]]}",
+                f"{key[6]}, cleaner v{key[10]}{DECISION_NOTES[key[11]]}{recalibration_note(key[12])}",
                 f"{key[9]:.0%}",
                 f"{start:.3f}",
                 f"{STRATEGY_LABELS[best]} {score[best]:.3f}",
