@@ -98,7 +98,7 @@ recalibrate, recalibrate_from, keep_best, keep_best_tolerance
     budget_per_round: int = 70
     rounds: int = 9
     audit_size: int = 0
-    recalibration_epochs: int = 25
+    recalibration_epochs: int = 10
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4

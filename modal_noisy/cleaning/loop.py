@@ -188,8 +188,10 @@ class ActiveLabelCleaner(BaseEstimator):
         ``report_.phase1["audit"]``); when the estimator's ``forget_rate`` is ``"auto"``, phase 1 uses
         it instead of the loss-based estimate, which overshoots on data the network fits poorly (see
         :mod:`modal_noisy.cleaning.audit`). Phase 1 trains on the audited samples' corrected labels.
-    recalibration_epochs : int, default=25
-        Epochs of fine-tuning network 1 on the clean set after each round (SGD, cosine schedule).
+    recalibration_epochs : int, default=10
+        Epochs of fine-tuning (the networks ``recalibrate`` names) on the trusted set after each round
+        (SGD, cosine schedule). Longer fine-tuning measured no better on the three benchmark sets
+        (``benchmarks/RESULTS.md``, the phase-2 tables) and costs proportionally more per round.
     lr, momentum, weight_decay : float
         Recalibration optimiser settings (paper: 0.01, 0.9, 1e-4).
     recalibrate : {"both", "first"}, default="both"
@@ -256,7 +258,7 @@ class ActiveLabelCleaner(BaseEstimator):
         budget_per_round: int = 70,
         rounds: int = 9,
         audit_size: int = 0,
-        recalibration_epochs: int = 25,
+        recalibration_epochs: int = 10,
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
