@@ -205,11 +205,15 @@ def _fit_cross_entropy(exp, y, args, seed):
     return model, sw.seconds
 
 
+#: the shares of the training set (in %) at whose length a ranked relabel list's precision is read
+LIST_SHARES = (5, 10)
+
+
 def _top_precision(order: np.ndarray, exp: Any) -> dict[str, float]:
     """Share of wrong labels in the first 5% and 10% (of the training set) of a ranked list."""
     n = len(exp.y_given)
     return {f"top_{share}pct": float(exp.is_noisy[order[: round(share / 100 * n)]].mean())
-            for share in (5, 10)}
+            for share in LIST_SHARES}
 
 
 def _cleanlab_ranked_lists(y: np.ndarray, probs: np.ndarray, exp: Any) -> dict[str, dict[str, float]]:
@@ -456,7 +460,7 @@ def _ranked_list_precision(net: Any, exp: Any, seed: int, strategy: str) -> dict
     pool = np.arange(n) if everything else np.flatnonzero(~np.asarray(net.clean_mask_))
     query = get_strategy(strategy)
     precision = {}
-    for share in (5, 10):
+    for share in LIST_SHARES:
         picks = query(net, exp.X_train[pool], round(share / 100 * n), labels=exp.y_given[pool],
                       random_state=seed, **keywords_for(query, pool_indices=pool))
         precision[f"top_{share}pct"] = float(exp.is_noisy[pool[np.asarray(picks)]].mean())

@@ -539,10 +539,11 @@ def _adaptive_shortlist_factor(answered: np.ndarray, min_fix_rate: float) -> int
         given, changed = given + n_given, changed + n_changed
         if given == 0:
             continue
+        wider = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
         if changed < min_fix_rate * given:
             factor = 1
-        elif min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH) not in fell_short:
-            factor = min(_SHORTLIST_CAP, factor * _SHORTLIST_GROWTH)
+        elif wider not in fell_short:
+            factor = wider
     return factor
 
 
